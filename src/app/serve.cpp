@@ -1,0 +1,93 @@
+#include "app/serve.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/version.hpp>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <csignal>
+#include <thread>
+
+namespace parley::app {
+namespace {
+
+namespace http = net::http;
+
+// The routes of ARCHITECTURE §4 that exist so far. Everything else is a JSON
+// 404 in OpenAI's error shape.
+task<void> route(net::request& req, net::exchange& ex) {
+    auto target = std::string_view{req.target()};
+    auto path = target.substr(0, target.find('?'));
+    if (path == "/healthz") {
+        if (req.method() != http::verb::get && req.method() != http::verb::head) {
+            auto res = net::json_error(req, http::status::method_not_allowed, "invalid_request_error",
+                                       "use GET /healthz");
+            res.set(http::field::allow, "GET, HEAD");
+            co_await ex.respond(std::move(res));
+            co_return;
+        }
+        net::response res{http::status::ok, req.version()};
+        res.set(http::field::content_type, "text/plain; charset=utf-8");
+        res.set(http::field::cache_control, "no-store");
+        if (req.method() == http::verb::get) res.body() = "ok\n";
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+    co_await ex.respond(net::json_error(req, http::status::not_found, "not_found",
+                                        "no route for " + std::string{req.method_string()} + " " +
+                                            std::string{path}));
+}
+
+}  // namespace
+
+int serve(serve_options const& options) {
+    std::size_t threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
+    asio::io_context ioc{static_cast<int>(threads)};
+
+    net::http_server server{ioc.get_executor(), options.http, route};
+    try {
+        server.start();
+    } catch (boost::system::system_error const& e) {
+        spdlog::critical("cannot listen on {}:{}: {}", options.http.host, options.http.port, e.code().message());
+        return 1;
+    }
+    for (auto const& [name, value] : options.summary) spdlog::info("setting {} = {}", name, value);
+    auto ep = server.local_endpoint();
+    std::string scheme = options.http.tls ? "https" : "http";
+    std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
+    spdlog::info("parley listening on {}://{}:{} ({} threads)", scheme, host, ep.port(), threads);
+
+    asio::signal_set signals{ioc, SIGINT, SIGTERM};
+    asio::co_spawn(ioc, [&]() -> task<void> {
+        auto [ec, signo] = co_await signals.async_wait(use_nothrow);
+        if (ec) co_return;
+        spdlog::info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
+        server.stop();
+        // stop() closes the listener and every connection; wait for them to
+        // wind down, at most the grace period, then abandon the rest.
+        auto deadline = std::chrono::steady_clock::now() + options.shutdown_grace;
+        asio::steady_timer tick{co_await asio::this_coro::executor};
+        while (server.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+            tick.expires_after(std::chrono::milliseconds(10));
+            co_await tick.async_wait(use_nothrow);
+        }
+        if (auto open = server.open_connections(); open > 0) {
+            spdlog::warn("shutdown grace period over with {} connections open", open);
+            ioc.stop();
+        }
+    }, asio::detached);
+
+    std::vector<std::thread> pool;
+    for (std::size_t i = 1; i < threads; ++i) pool.emplace_back([&] { ioc.run(); });
+    ioc.run();
+    for (auto& t : pool) t.join();
+    spdlog::info("parley stopped");
+    return 0;
+}
+
+}  // namespace parley::app
