@@ -451,7 +451,7 @@ kind<nano_usd> usd() {
     std::function<std::optional<nano_usd>(std::string_view)> parse = parse_usd;
     return {
         .allowed = "an amount of US dollars such as \"10.00\" (digits, up to 9 decimals, no sign or exponent)",
-        .json_type = "a JSON string, so that money never passes through floating point",
+        .json_type = "a JSON string (money never passes through floating point)",
         .parse = parse,
         .from_json = string_json(parse),
         .show = [](nano_usd const& v) { return format_usd_compact(v); },
@@ -504,10 +504,10 @@ kind<std::string> text_if(std::string allowed, std::function<bool(std::string_vi
 
 // Lists: comma-separated in text (items trimmed, empty items skipped), a JSON
 // array of strings in the file; each item checked by `item`.
-kind<std::vector<std::string>> list(kind<std::string> item) {
+kind<std::vector<std::string>> list(kind<std::string> item, std::string_view items) {
     auto parse_item = item.parse;
     return {
-        .allowed = "a comma-separated list (a JSON array in the file) of " + item.allowed,
+        .allowed = "a comma-separated list (a JSON array in the file) of " + std::string{items},
         .json_type = "a JSON array of strings",
         .parse = [parse_item](std::string_view text) -> std::optional<std::vector<std::string>> {
             std::vector<std::string> out;
@@ -561,7 +561,7 @@ kind<std::optional<T>> optional_kind(kind<T> inner) {
     auto show = inner.show;
     return {
         .allowed = inner.allowed + ", or empty for none",
-        .json_type = inner.json_type + " or null",
+        .json_type = "null or " + inner.json_type,
         .parse = [parse](std::string_view text) -> std::optional<std::optional<T>> {
             if (text.empty()) {
                 return std::optional<T>{};
@@ -712,7 +712,9 @@ std::vector<descriptor> build_table() {
     t.push_back(make({"ai.model", "AI_MODEL", "--model", "OpenRouter model to ask"}, PARLEY_FIELD(ai.model), model));
     t.push_back(make({"ai.fallback_models", "AI_FALLBACK_MODELS", "--fallback-models",
                       "models OpenRouter may fall back to, in order"},
-                     PARLEY_FIELD(ai.fallback_models), list(model)));
+                     PARLEY_FIELD(ai.fallback_models),
+                     list(model, "OpenRouter model ids such as anthropic/claude-3.5-sonnet (author/slug, optional "
+                                 ":variant)")));
     t.push_back(make({"ai.max_tokens", "AI_MAX_TOKENS", "--max-tokens", "most tokens in one answer"},
                      PARLEY_FIELD(ai.max_tokens), whole<int>(1, 1'000'000)));
     t.push_back(make({"ai.temperature", "AI_TEMPERATURE", "--temperature", "sampling temperature"},
@@ -751,7 +753,7 @@ std::vector<descriptor> build_table() {
     t.push_back(make({"auth.api_key_hashes", "PARLEY_AUTH_API_KEY_HASHES", "--api-key-hashes",
                       "SHA-256 (hex) of each service API key accepted as a bearer token", true},
                      PARLEY_FIELD(auth.api_key_hashes),
-                     list(text("SHA-256 hashes of 64 hexadecimal digits", sha256_hex))));
+                     list(text("", sha256_hex), "SHA-256 hashes of 64 hexadecimal digits")));
     t.push_back(make({"language", "PARLEY_LANGUAGE", "--language", "default language of user-facing messages"},
                      PARLEY_FIELD(language),
                      text_if("one of es, en", [](std::string_view s) { return s == "es" || s == "en"; })));
