@@ -14,18 +14,12 @@
 #include <cmath>
 #include <concepts>
 #include <cstdio>
-#include <limits>
 #include <numeric>
 #include <type_traits>
 
 namespace parley::domain {
 
 namespace json = boost::json;
-
-namespace {
-std::string_view sv(json::string const& s) { return {s.data(), s.size()}; }
-std::string_view sv(json::string_view s) { return {s.data(), s.size()}; }
-}  // namespace
 
 std::string setting_error::message() const {
     std::string out = setting.empty() ? "invalid configuration file" : "invalid setting " + setting;
@@ -45,6 +39,9 @@ void throw_exception_from_error(setting_error const& e, boost::source_location c
 namespace {
 
 // ---------------------------------------------------------------- text helpers
+
+std::string_view sv(json::string const& s) { return {s.data(), s.size()}; }
+std::string_view sv(json::string_view s) { return {s.data(), s.size()}; }
 
 constexpr std::size_t max_shown = 120;
 
@@ -862,6 +859,33 @@ std::vector<std::string> all_paths_and_sections() {
     return out;
 }
 
+// An unknown flag: never shows its value (or anything after a '='), which
+// might be a secret; points secrets to their environment variable.
+setting_error unknown_flag(std::string_view name) {
+    auto const bare = strip_dashes(name.substr(0, name.find('=')));
+    std::string const flag = "--" + std::string{bare};
+    if (name.find('=') != std::string_view::npos) {
+        return {flag, "", "a flag name without \"=value\" (the caller splits --name=value)"};
+    }
+    std::string underscored{bare};
+    std::replace(underscored.begin(), underscored.end(), '-', '_');
+    std::vector<std::string> known;
+    for (auto const& d : table()) {
+        std::string path{d.m.path};
+        std::replace(path.begin(), path.end(), '.', '_');
+        if (d.m.flag.empty() && (underscored == path || underscored == last_segment(d.m.path))) {
+            return {flag, "",
+                    "a known flag; " + std::string{d.m.path} + " is a secret and has no flag (other local users "
+                    "can read command lines): set " + std::string{d.m.env}};
+        }
+        if (!d.m.flag.empty()) {
+            known.emplace_back(d.m.flag);
+        }
+    }
+    auto const hint = suggest(flag, known);
+    return {flag, "", hint ? "a known flag; did you mean " + *hint + "?" : "a known flag (parley --help lists them)"};
+}
+
 struct loader {
     settings s;
     std::vector<std::string> origin;  // per table row: how it was last set
@@ -942,17 +966,7 @@ struct loader {
         for (auto const& [name, value] : flags) {
             auto const* d = find_flag(name);
             if (!d) {
-                std::vector<std::string> known;
-                for (auto const& row : table()) {
-                    if (!row.m.flag.empty()) {
-                        known.emplace_back(row.m.flag);
-                    }
-                }
-                std::string const flag = "--" + std::string{strip_dashes(name)};
-                auto const hint = suggest(flag, known);
-                return setting_error{flag, "",
-                                     hint ? "a known flag; did you mean " + *hint + "?"
-                                          : "a known flag (parley --help lists them)"};
+                return unknown_flag(name);
             }
             if (!d->set_text(s, value)) {
                 return setting_error{std::string{d->m.flag}, shown_text(*d, value), d->allowed};

@@ -554,22 +554,22 @@ BOOST_AUTO_TEST_CASE(wrong_json_types_are_errors) {
          "(no exponent)"},
         {R"({"limits": {"cost_daily_usd": 10}})",
          "invalid setting limits.cost_daily_usd=10: expected an amount of US dollars such as \"10.00\" (digits, up "
-         "to 9 decimals, no sign or exponent), as a JSON string, so that money never passes through floating point"},
+         "to 9 decimals, no sign or exponent), as a JSON string (money never passes through floating point)"},
         {R"({"limits": {"cost_daily_per_user_usd": 1.5}})",
          "invalid setting limits.cost_daily_per_user_usd=1.5E0: expected an amount of US dollars such as \"10.00\" "
-         "(digits, up to 9 decimals, no sign or exponent), or empty for none, as a JSON string, so that money "
-         "never passes through floating point or null"},
+         "(digits, up to 9 decimals, no sign or exponent), or empty for none, as null or a JSON string (money "
+         "never passes through floating point)"},
         {R"({"ai": {"fallback_models": "a/b"}})",
          "invalid setting ai.fallback_models=\"a/b\": expected a comma-separated list (a JSON array in the file) of "
-         "an OpenRouter model id such as anthropic/claude-3.5-sonnet (author/slug, optional :variant), as a JSON "
+         "OpenRouter model ids such as anthropic/claude-3.5-sonnet (author/slug, optional :variant), as a JSON "
          "array of strings"},
         {R"({"ai": {"fallback_models": ["a/b", 3]}})",
          "invalid setting ai.fallback_models=[\"a/b\",3]: expected a comma-separated list (a JSON array in the "
-         "file) of an OpenRouter model id such as anthropic/claude-3.5-sonnet (author/slug, optional :variant), as "
+         "file) of OpenRouter model ids such as anthropic/claude-3.5-sonnet (author/slug, optional :variant), as "
          "a JSON array of strings"},
         {R"({"ai": {"fallback_models": ["a/b", "nope"]}})",
          "invalid setting ai.fallback_models=[\"a/b\",\"nope\"]: expected a comma-separated list (a JSON array in "
-         "the file) of an OpenRouter model id such as anthropic/claude-3.5-sonnet (author/slug, optional "
+         "the file) of OpenRouter model ids such as anthropic/claude-3.5-sonnet (author/slug, optional "
          ":variant)"},
         {R"({"listen": 8080})",
          "invalid setting listen=8080: expected host:port with an IPv4 address, [IPv6] address or localhost and a "
@@ -578,10 +578,10 @@ BOOST_AUTO_TEST_CASE(wrong_json_types_are_errors) {
          "invalid setting log.level=true: expected one of trace, debug, info, warn, error, as a JSON string"},
         {R"({"nats": {"url": 5}})",
          "invalid setting nats.url=5: expected nats://host:port or tls://host:port URLs separated by commas, or "
-         "empty for none, as a JSON string or null"},
+         "empty for none, as null or a JSON string"},
         {R"({"openrouter": {"api_key": 12345}})",
          "invalid setting openrouter.api_key=(redacted): expected an API key without spaces or control characters, "
-         "or empty for none, as a JSON string or null"},
+         "or empty for none, as null or a JSON string"},
         {R"({"openrouter": {"api_key": "has space"}})",
          "invalid setting openrouter.api_key=(redacted, 9 bytes): expected an API key without spaces or control "
          "characters, or empty for none"},
@@ -657,8 +657,20 @@ BOOST_AUTO_TEST_CASE(unknown_keys_are_errors_with_a_suggestion) {
 BOOST_AUTO_TEST_CASE(unknown_flags_are_errors_with_a_suggestion) {
     BOOST_TEST(error_of(load_flags({{"--max-token", "5"}})) ==
                "invalid setting --max-token: expected a known flag; did you mean --max-tokens?");
+    BOOST_TEST(error_of(load_flags({{"--frobnicate", "1"}})) ==
+               "invalid setting --frobnicate: expected a known flag (parley --help lists them)");
+    BOOST_TEST(error_of(load_flags({{"--listen=127.0.0.1:1", ""}})) ==
+               "invalid setting --listen: expected a flag name without \"=value\" (the caller splits --name=value)");
+    BOOST_TEST(error_of(load_flags({{"--password=s3cr3t", ""}})).find("s3cr3t") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(secrets_have_no_flag_and_say_where_to_set_them) {
     BOOST_TEST(error_of(load_flags({{"jwt-secret", "s3cr3t"}})) ==
-               "invalid setting --jwt-secret: expected a known flag (parley --help lists them)");
+               "invalid setting --jwt-secret: expected a known flag; auth.jwt_secret is a secret and has no flag "
+               "(other local users can read command lines): set PARLEY_JWT_SECRET");
+    BOOST_TEST(error_of(load_flags({{"--openrouter-api-key", "sk"}})) ==
+               "invalid setting --openrouter-api-key: expected a known flag; openrouter.api_key is a secret and has "
+               "no flag (other local users can read command lines): set OPENROUTER_API_KEY");
 }
 
 BOOST_AUTO_TEST_CASE(settings_that_depend_on_each_other) {
