@@ -1,0 +1,52 @@
+#pragma once
+// The pure part of Parley's retry loop (ARCHITECTURE §3; openrouter-api.md
+// §6, §10): which HTTP statuses are transient, and how long to wait before
+// the next attempt. The loop itself (timers, cancellation) lives with the
+// OpenRouter client; it measures `elapsed` and draws `random` and passes
+// them in, so every delay here is exact and testable.
+#include <chrono>
+#include <cstdint>
+#include <optional>
+
+namespace parley::domain {
+
+struct retry_policy {
+    int max_retries = 3;                            // after the first try: at most 1 + 3 attempts
+    std::chrono::milliseconds initial{500};         // backoff ceiling of the first retry
+    std::chrono::milliseconds max_backoff{8'000};   // ceiling of the doubling
+    std::chrono::milliseconds max_retry_after{60'000};  // longest Retry-After honoured
+    std::chrono::milliseconds total_deadline{300'000};  // from the first attempt's start
+};
+
+// How long to wait after `attempt` (1-based: 1 = the first try) failed, or
+// nullopt to stop and report the failure. Stops when:
+//   - the failure is not retryable;
+//   - a token already reached the client (a retry would repeat text);
+//   - attempt > max_retries (the first try plus max_retries are used up);
+//   - elapsed + delay >= total_deadline: the next attempt must start
+//     before the deadline (`elapsed` = time since the first attempt began).
+// Delay ("equal jitter"): the ceiling is initial * 2^(attempt-1), capped at
+// max_backoff (500, 1000, 2000, 4000, 8000, 8000... ms by default); the
+// delay is ceiling - ceiling/2 + random % (ceiling/2 + 1), i.e. uniform in
+// [ceiling/2, ceiling] (rounded up), never 0 for a positive ceiling. It is
+// then raised to at least min(retry_after, max_retry_after): a Retry-After
+// beyond max_retry_after is waited for max_retry_after only (if that fits
+// the deadline), not given up on, since the hint is often conservative and
+// the deadline still bounds the whole call. Negative durations count as 0.
+std::optional<std::chrono::milliseconds> next_delay(retry_policy const& policy, int attempt, bool retryable,
+                                                    bool token_sent,
+                                                    std::optional<std::chrono::milliseconds> retry_after,
+                                                    std::chrono::milliseconds elapsed, std::uint64_t random);
+
+// Whether an HTTP status from OpenRouter is worth another attempt:
+//   yes: 408, 429, 500, 502, 503, 504, 524, 529, and every other 5xx
+//        (520-523, 525-527 are Cloudflare edge failures) except 501 and 505;
+//   no:  501 Not Implemented and 505 HTTP Version Not Supported (the same
+//        request will fail the same way), 400, 401, 402, 403, 404, 413, 422
+//        and every other 4xx, and anything below 400 (not a failure).
+// A connection, TLS or read error before the first token, and an error body
+// with availability.retryable:true, are retryable too; the caller decides
+// those, they have no status.
+bool is_retryable_status(int http_status) noexcept;
+
+}  // namespace parley::domain
