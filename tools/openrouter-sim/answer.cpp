@@ -544,8 +544,11 @@ answer plan_answer(chat_request const& req, script_turn const* turn, generation_
         // Echo the start of the last user message, then filler up to answer_tokens.
         std::string echo = collapse_spaces(req.last_user_text);
         echo.resize(code_points_prefix(echo, 80));
-        text = "Echo: " + (echo.empty() ? std::string{"(no text)"} : echo) + ".";
+        if (echo.empty()) echo = "(no text)";
+        text = "Echo: " + echo;
+        if (char last = text.back(); last != '.' && last != '?' && last != '!') text += '.';
         a.tokens = tokenize(text);
+        std::size_t const echo_tokens = a.tokens.size();
         std::size_t target = params.answer_tokens;
         if (a.tokens.size() > target) a.tokens.resize(target);
         std::size_t w = static_cast<std::size_t>((fnv1a(echo) ^ params.seed) % filler_words.size());
@@ -554,7 +557,7 @@ answer plan_answer(chat_request const& req, script_turn const* turn, generation_
             t += filler_words[w++ % filler_words.size()];
             a.tokens.push_back(std::move(t));
         }
-        if (a.tokens.size() > tokenize(text).size()) a.tokens.back() += '.';
+        if (a.tokens.size() > echo_tokens) a.tokens.back() += '.';
     }
     a.finish_reason = "stop";
     if (req.max_tokens && static_cast<std::int64_t>(a.tokens.size()) > *req.max_tokens) {

@@ -1,6 +1,7 @@
 #include "options.hpp"
 
-#include <cctype>
+#include <boost/asio/ip/address.hpp>
+
 #include <charconv>
 #include <cmath>
 #include <string_view>
@@ -131,11 +132,9 @@ options_result parse_options(std::span<char const* const> args) {
             return fail(std::string{name} + ": expected " + std::string{expected} + ", got '" + std::string{value} + "'");
         };
         if (name == "--host") {
-            if (value.empty()) return bad("an IP address");
-            bool ok = true;  // digits, dots, colons, hex letters: an IP literal
-            for (char c : value)
-                ok = ok && (std::isxdigit(static_cast<unsigned char>(c)) || c == '.' || c == ':');
-            if (!ok) return bad("an IP address such as 127.0.0.1");
+            boost::system::error_code ec;
+            boost::asio::ip::make_address(std::string{value}, ec);
+            if (ec) return bad("an IP address such as 127.0.0.1");
             o.host = value;
         } else if (name == "--port") {
             auto v = parse_uint<unsigned short>(value, 65535);
