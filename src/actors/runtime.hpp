@@ -4,33 +4,35 @@
 // that handles the messages in order. An actor's state is touched only by
 // that coroutine, so actor code has no mutex.
 //
-// Defining an actor with a typed facade:
+// Defining an actor with a typed facade (tests/unit/actors/runtime_test.cpp
+// compiles and runs this example):
 //
+//     namespace actors = parley::actors;
 //     struct add { int n; };                                  // a tell
-//     struct total { actors::reply<int> reply_to; };          // an ask: the reply slot is `reply_to`
-//     struct slow { std::chrono::milliseconds d; actors::reply<void> reply_to; };
+//     struct total { actors::reply<int> reply_to; };          // an ask: its reply slot is `reply_to`
+//     struct doze { std::chrono::milliseconds d; };
 //
-//     class counter final : public actors::actor<counter, add, total, slow> {
+//     class counter final : public actors::actor<counter, add, total, doze> {
 //     public:
 //         explicit counter(asio::any_io_executor ex)
 //             : actor{std::move(ex), {.capacity = 64, .name = "counter"}} {}
 //         // The facade: what callers use. Each call owns its arguments (STYLE 2.3).
-//         task<result<void>> increase(int n) { return tell(add{n}); }
-//         task<result<int>> value() { return ask(total{}, std::chrono::seconds(1)); }
+//         task<actors::result<void>> increase(int n) { return tell(add{n}); }
+//         task<actors::result<void>> sleep(std::chrono::milliseconds d) { return tell(doze{d}); }
+//         task<actors::result<int>> value() { return ask(total{}, std::chrono::seconds(1)); }
 //     private:
-//         friend actor;                                           // lets the runtime call on()
-//         void on(add& m) { total_ += m.n; }                      // synchronous handler
+//         friend actor;                                       // lets the runtime call on()
+//         void on(add& m) { total_ += m.n; }                  // a synchronous handler
 //         void on(total& m) { m.reply_to.set(total_); }
-//         task<void> on(slow& m) {                                // coroutine handler: the mailbox
-//             asio::steady_timer t{co_await asio::this_coro::executor, m.d};  // waits until it ends
+//         task<void> on(doze& m) {                            // a coroutine handler: the mailbox
+//             asio::steady_timer t{co_await asio::this_coro::executor, m.d};   // waits for it
 //             co_await t.async_wait(asio::use_awaitable);
-//             m.reply_to.set();
 //         }
-//         int total_ = 0;
+//         int total_ = 0;                                     // touched only by handlers
 //     };
 //
 //     auto c = actors::spawn<counter>(ex);       // shared_ptr<counter>, its coroutine running
-//     co_await c->increase(2);
+//     co_await c->increase(2);                   // result<void>: in the mailbox, or an error
 //     int v = (co_await c->value()).value();     // result<int>; .value() throws on error
 //     co_await c->stop();                        // handles what is queued, then ends
 //
@@ -46,7 +48,9 @@
 //   the message was dropped or its handler threw before answering (a reply
 //   slot destroyed unanswered answers actor_stopped itself, so an asker
 //   never hangs). A handler may answer an error with reply_to.fail(ec). A
-//   caller whose own coroutine is cancelled gets asio::error::operation_aborted.
+//   caller whose own coroutine is cancelled while it waits gets
+//   asio::error::operation_aborted (one already cancelled when it calls gets
+//   Asio's usual exception from co_await).
 // - stop(): every message sent before stop() was called is handled, including
 //   those of senders still waiting for mailbox space at that moment (they are
 //   ahead of the stop request in the channel's FIFO). Every tell/ask started
@@ -55,15 +59,23 @@
 //   refused; if it was already accepted and lands behind the stop request it
 //   is dropped: its tell reported success, its ask gets actor_stopped, and a
 //   sender waiting for space is released with actor_stopped. stop() returns
-//   when the actor's coroutine has ended; stopped() only waits for that.
+//   when the actor's coroutine has ended; stopped() only waits for that
+//   (both throw system_error(operation_aborted) if the waiting coroutine is
+//   cancelled; the stop itself goes on).
 //   Never co_await stop() from the actor's own handler (it would wait for
 //   itself): call quit() there.
 // - Handlers: `void on(M&)` or `task<void> on(M&)` for each message type M. An
 //   exception from a handler is logged (spdlog, with the actor's name and the
 //   message type) and the actor goes on with the next message.
+// - Messages are moved in (big payloads as shared_ptr<const T>). A dropped
+//   message may be destroyed under the mailbox's lock: its destructor must
+//   not send to the same actor.
 // - Lifetime: actors are created by spawn() and owned by shared_ptr; the
 //   running coroutine and every pending call hold a reference. An actor that
 //   is never stopped keeps its io_context busy.
+// - GCC 12.2 miscompiles `if (co_await f(x))` / `while (co_await f(x))` when
+//   x is a parameter of the enclosing coroutine (or a member, via `this`):
+//   it crashes at run time. Bind the result first: `auto r = co_await f(x);`.
 #include "domain/errc.hpp"
 #include "net/asio.hpp"
 
@@ -77,7 +89,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -310,11 +321,10 @@ public:
     // when the actor's coroutine has ended. Idempotent: later callers only wait.
     task<void> stop() {
         auto self = this->shared_from_this();
-        if (gate_.begin_stop()) {
-            // Queued behind everything already sent, waiting senders included
-            // (channel FIFO). If the actor already ended, this fails at once.
-            co_await send(message{std::in_place_index<0>}, true);
-        }
+        // The first caller queues the stop request behind everything already
+        // sent, waiting senders included (channel FIFO); later callers and
+        // calls after the end are refused at once. Either way: wait for the end.
+        co_await send(message{std::in_place_index<0>}, admit::stopper);
         co_await done_.wait();
     }
 
@@ -340,7 +350,7 @@ protected:
         if (gate_.is_closed()) {
             co_return make_error_code(errc::actor_stopped);  // m (and its reply slot) dies here
         }
-        auto [ec] = co_await send(message{std::in_place_type<M>, std::move(m)}, false);
+        auto [ec] = co_await send(message{std::in_place_type<M>, std::move(m)}, admit::sender);
         if (ec) {
             co_return detail::send_failure(ec, gate_.is_closed());
         }
@@ -390,18 +400,24 @@ private:
         auto self = this->shared_from_this();
         auto [slot, answer] = detail::make_reply<reply_type_t<M>>(co_await asio::this_coro::executor);
         m.reply_to = std::move(slot);
-        if (auto sent = co_await tell(std::move(m)); !sent) {
+        // Never co_await inside an if/while condition: GCC 12.2 miscompiles it
+        // when the call uses a parameter of the coroutine (crash at runtime).
+        auto sent = co_await tell(std::move(m));
+        if (!sent) {
             co_return sent.error();
         }
         co_return co_await answer.get(timeout);
     }
 
+    enum class admit { sender, stopper };
+
     // Admission and async_send in one initiation, so "admitted" and "the send
-    // has started" are one step for finish() (no suspension in between).
-    auto send(message m, bool admitted) {
+    // has started" are one step for finish(): no suspension (nor a throw from
+    // a cancelled caller's co_await) can come in between.
+    auto send(message m, admit how) {
         return asio::async_initiate<decltype(use_nothrow), void(error_code)>(
-            [this](auto handler, message m, bool admitted) {
-                if (!admitted && !gate_.try_enter()) {
+            [this](auto handler, message m, admit how) {
+                if (!(how == admit::sender ? gate_.try_enter() : gate_.begin_stop())) {
                     auto ex = asio::get_associated_executor(handler, strand_);
                     asio::post(ex, [h = std::move(handler)]() mutable {
                         std::move(h)(make_error_code(errc::actor_stopped));
@@ -411,7 +427,7 @@ private:
                 detail::admission_guard guard{gate_};
                 mailbox_.async_send(error_code{}, std::move(m), std::move(handler));
             },
-            use_nothrow, std::move(m), admitted);
+            use_nothrow, std::move(m), how);
     }
 
     void start() {

@@ -167,8 +167,24 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                 spdlog::warn("http: accept failed: {}", ec.message());
                 continue;  // e.g. EMFILE: keep listening
             }
-            asio::co_spawn(socket.get_executor(), run_connection(std::move(socket)), asio::detached);
+            launch(std::move(socket));
+            // A burst of clients: take the connections already waiting in the
+            // backlog now instead of one per trip through the scheduler.
+            for (int burst = 0; burst < 256 && !stopped; ++burst) {
+                tcp::socket more{asio::make_strand(executor)};
+                error_code aec;
+                acceptor.accept(more, aec);
+                if (aec) break;  // would_block: the backlog is empty
+                launch(std::move(more));
+            }
         }
+    }
+
+    void launch(tcp::socket socket) {
+        error_code ignored;
+        socket.set_option(tcp::no_delay(true), ignored);  // SSE deltas go out at once
+        auto ex = socket.get_executor();
+        asio::co_spawn(ex, run_connection(std::move(socket)), asio::detached);
     }
 
     task<void> run_connection(tcp::socket socket) {
@@ -303,6 +319,7 @@ void http_server::start() {
     a.set_option(asio::socket_base::reuse_address(true));
     a.bind(ep);
     a.listen(asio::socket_base::max_listen_connections);
+    a.non_blocking(true);  // the accept loop drains the backlog with accept() after each async_accept
     asio::co_spawn(a.get_executor(), impl_->accept_loop(), asio::detached);
 }
 

@@ -172,7 +172,55 @@ struct captured_log {
 
 }  // namespace
 
+// The example at the top of runtime.hpp, verbatim.
+namespace doc_example {
+namespace asio = parley::asio;
+using parley::task;
+
+namespace actors = parley::actors;
+struct add { int n; };                                  // a tell
+struct total { actors::reply<int> reply_to; };          // an ask: its reply slot is `reply_to`
+struct doze { std::chrono::milliseconds d; };
+
+class counter final : public actors::actor<counter, add, total, doze> {
+public:
+    explicit counter(asio::any_io_executor ex)
+        : actor{std::move(ex), {.capacity = 64, .name = "counter"}} {}
+    // The facade: what callers use. Each call owns its arguments (STYLE 2.3).
+    task<actors::result<void>> increase(int n) { return tell(add{n}); }
+    task<actors::result<void>> sleep(std::chrono::milliseconds d) { return tell(doze{d}); }
+    task<actors::result<int>> value() { return ask(total{}, std::chrono::seconds(1)); }
+private:
+    friend actor;                                       // lets the runtime call on()
+    void on(add& m) { total_ += m.n; }                  // a synchronous handler
+    void on(total& m) { m.reply_to.set(total_); }
+    task<void> on(doze& m) {                            // a coroutine handler: the mailbox
+        asio::steady_timer t{co_await asio::this_coro::executor, m.d};   // waits for it
+        co_await t.async_wait(asio::use_awaitable);
+    }
+    int total_ = 0;                                     // touched only by handlers
+};
+
+}  // namespace doc_example
+
 BOOST_FIXTURE_TEST_SUITE(actor_runtime, fixture)
+
+// The header's example works as written.
+BOOST_AUTO_TEST_CASE(header_example_works) {
+    using doc_example::counter;
+    run([&]() -> task<> {
+        auto ex = ioc.get_executor();
+        auto c = actors::spawn<counter>(ex);       // shared_ptr<counter>, its coroutine running
+        co_await c->increase(2);                   // result<void>: in the mailbox, or an error
+        co_await c->sleep(5ms);
+        co_await c->increase(3);
+        int v = (co_await c->value()).value();     // result<int>; .value() throws on error
+        co_await c->stop();                        // handles what is queued, then ends
+        BOOST_TEST(v == 5);
+        BOOST_TEST(c->name() == "counter");
+        BOOST_CHECK_THROW((co_await c->value()).value(), boost::system::system_error);
+    });
+}
 
 // Tells are handled in order; an ask sees every earlier tell of its caller.
 BOOST_AUTO_TEST_CASE(messages_are_handled_in_order) {
@@ -428,6 +476,26 @@ BOOST_AUTO_TEST_CASE(cancelled_sender_gets_operation_aborted) {
         auto seen = co_await a->seen();
         BOOST_REQUIRE(seen.has_value());
         BOOST_TEST(*seen == (std::vector<int>{0, 1}), boost::test_tools::per_element());
+        co_await a->stop();
+    });
+}
+
+// A stop() caller cancelled while it waits for the end does not undo the
+// stop: the actor refuses new work, drains what was queued and ends.
+BOOST_AUTO_TEST_CASE(cancelled_stop_caller_still_stops_the_actor) {
+    run([&]() -> task<> {
+        using namespace asio::experimental::awaitable_operators;
+        auto g = std::make_shared<gate>(ioc.get_executor());
+        auto a = actors::spawn<probe>(ioc.get_executor(), 4, g);
+        BOOST_TEST(!error_of(co_await a->hold()));
+        co_await g->entered.async_receive(asio::use_awaitable);
+        BOOST_TEST(!error_of(co_await a->record(1)));
+        // The stop request is queued, then its caller is cancelled while it waits for the end.
+        auto r = co_await (a->stop() || sleep_for(20ms));
+        BOOST_TEST(r.index() == 1u);
+        BOOST_TEST(error_of(co_await a->record(2)) == stopped_ec);  // stopping all the same
+        g->open.try_send(error_code{});
+        co_await a->stopped();
         co_await a->stop();
     });
 }

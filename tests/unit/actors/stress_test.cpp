@@ -111,7 +111,8 @@ private:
         check(m.sender, m.seq);
         ++totals_.from_sender[m.sender];
         if (next_) {  // awaiting the next relay's mailbox pauses ours: backpressure down the chain
-            if (co_await next_->pass(sender_count + id_, forward_seq_++)) {
+            auto passed = co_await next_->pass(sender_count + id_, forward_seq_++);  // not in the if (GCC 12)
+            if (passed) {
                 ++totals_.forwarded;
             } else {
                 ++totals_.forward_failures;
@@ -135,7 +136,8 @@ private:
 };
 
 struct sender_totals {
-    std::array<std::uint64_t, relay_count> sent{};  // direct messages and probes
+    std::array<std::uint64_t, relay_count> sent{};    // direct messages and probes
+    std::array<std::uint64_t, relay_count> probes{};  // probes only (not forwarded)
     std::uint64_t failures = 0;
     std::uint64_t probe_mismatches = 0;
 };
@@ -155,8 +157,12 @@ task<void> send_all(std::uint32_t id, std::vector<std::shared_ptr<relay>> relays
             } else if (*r != s + 1) {
                 ++out->probe_mismatches;
             }
-        } else if (!co_await relays[t]->send(id, s)) {
-            ++out->failures;
+            ++out->probes[t];
+        } else {
+            auto r = co_await relays[t]->send(id, s);  // not in the if: see runtime.hpp (GCC 12)
+            if (!r) {
+                ++out->failures;
+            }
         }
         ++out->sent[t];
     }
@@ -220,15 +226,16 @@ BOOST_AUTO_TEST_CASE(many_actors_keep_every_message_once_and_in_order) {
         BOOST_TEST_CONTEXT("relay " << t) {
             BOOST_TEST(totals.violations == 0u);
             BOOST_TEST(totals.forward_failures == 0u);
-            std::uint64_t to_this = 0;
+            std::uint64_t to_this = 0, probes_to_this = 0;
             for (std::uint32_t s = 0; s < sender_count; ++s) {
                 BOOST_TEST(totals.from_sender[s] == senders[s]->sent[t]);  // none lost, none doubled
                 to_this += senders[s]->sent[t];
+                probes_to_this += senders[s]->probes[t];
                 direct_received += totals.from_sender[s];
             }
             direct_sent += to_this;
             if (t + 1 < relay_count) {
-                BOOST_TEST(totals.forwarded == to_this);
+                BOOST_TEST(totals.forwarded == to_this - probes_to_this);
                 BOOST_TEST(relays[t + 1]->result_totals().relayed_in == totals.forwarded);
             } else {
                 BOOST_TEST(totals.forwarded == 0u);
@@ -313,6 +320,8 @@ task<void> race(std::shared_ptr<target> t, std::uint32_t id, std::shared_ptr<rac
 // (the one racing with stop), and every coroutine ends.
 BOOST_AUTO_TEST_CASE(stop_racing_with_busy_senders_never_hangs) {
     int const rounds = sanitized ? 10 : 40;
+    racer_totals overall;
+    std::uint64_t dropped_tells = 0;
     for (int round = 0; round < rounds; ++round) {
         asio::io_context ioc{static_cast<int>(thread_count)};
         auto t = actors::spawn<target>(ioc.get_executor());
@@ -357,8 +366,17 @@ BOOST_AUTO_TEST_CASE(stop_racing_with_busy_senders_never_hangs) {
             BOOST_TEST(t->hits <= sum.tells_ok);
             BOOST_TEST(sum.tells_ok - t->hits <= sender_count);
             BOOST_TEST(t.use_count() == 1);
+            overall.tells_ok += sum.tells_ok;
+            overall.asks_ok += sum.asks_ok;
+            overall.tells_refused += sum.tells_refused;
+            overall.asks_refused += sum.asks_refused;
+            dropped_tells += sum.tells_ok - t->hits;
         }
     }
+    BOOST_TEST_MESSAGE("stop race: " << rounds << " rounds, " << overall.tells_ok << " tells and " << overall.asks_ok
+                                     << " asks accepted, " << overall.tells_refused << " tells and "
+                                     << overall.asks_refused << " asks refused, " << dropped_tells
+                                     << " accepted tells dropped behind the stop request");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
