@@ -1,5 +1,6 @@
 #include "app/cli.hpp"
 
+#include "app/chat.hpp"
 #include "app/logging.hpp"
 #include "app/serve.hpp"
 #include "domain/jwt.hpp"
@@ -22,9 +23,12 @@
 namespace parley::app {
 namespace {
 
-std::set<std::string, std::less<>> const commands{"serve", "token", "help", "version"};
+std::set<std::string, std::less<>> const commands{"serve", "token", "chat", "help", "version"};
 // Flags that belong to a command rather than to the settings.
 std::set<std::string, std::less<>> const token_flags{"user", "name", "perm", "lang", "ttl"};
+// `chat` flags; --model and --language are settings flags. The first three take no value.
+std::set<std::string, std::less<>> const chat_flags{"stream", "json", "raw", "user", "perm"};
+std::set<std::string, std::less<>> const boolean_flags{"stream", "json", "raw"};
 
 std::string const default_config = "conf/parley.json";
 
@@ -39,6 +43,10 @@ void print_help(std::ostream& out) {
            "  token        print a JWT signed with the configured secret, for trying things:\n"
            "                 --user ID (required)  --name NAME  --perm P (repeatable)\n"
            "                 --lang es|en  --ttl SECONDS (default 3600, at most 31536000)\n"
+           "  chat TEXT    one turn against the configured upstream (OPENROUTER_BASE_URL,\n"
+           "               OPENROUTER_API_KEY, AI_MODEL): --stream (print tokens as they\n"
+           "               arrive)  --json (one JSON object)  --raw (no system prompt, no tools)\n"
+           "               --user ID  --perm P (repeatable)  --model M  --language es|en\n"
            "  help         this text\n"
            "  version      the version\n"
            "\n"
@@ -180,7 +188,11 @@ parsed_args parse_args(std::vector<std::string> const& args) {
             value = name.substr(eq + 1);
             name.resize(eq);
         }
-        bool is_command_flag = a.command == "token" && token_flags.contains(name);
+        bool is_command_flag = (a.command == "token" && token_flags.contains(name)) ||
+                               (a.command == "chat" && chat_flags.contains(name));
+        bool is_boolean = is_command_flag && boolean_flags.contains(name);
+        if (is_boolean && value) throw std::invalid_argument("option '--" + name + "' takes no value");
+        if (is_boolean) value = "true";
         if (name != "config" && !is_command_flag && !domain::is_setting_flag(name))
             throw std::invalid_argument("unknown option '--" + name + "' (try parley --help)");
         if (!value) {
@@ -211,7 +223,7 @@ int run_cli(std::vector<std::string> const& args, domain::env_lookup const& env,
         out << "parley " << PARLEY_VERSION << "\n";
         return 0;
     }
-    if (!a.positional.empty()) {
+    if (!a.positional.empty() && a.command != "chat") {
         err << "parley: unexpected argument '" << a.positional.front() << "' (try parley --help)\n";
         return 2;
     }
@@ -245,6 +257,7 @@ int run_cli(std::vector<std::string> const& args, domain::env_lookup const& env,
     domain::settings const& s = *loaded;
 
     if (a.command == "token") return run_token(a, s, out, err);
+    if (a.command == "chat") return run_chat(a, s, out, err);
 
     // serve
     if (auto missing = domain::require_for_serve(s)) {
