@@ -29,17 +29,4 @@ std::optional<milliseconds> next_delay(retry_policy const& policy, int attempt, 
     return delay;
 }
 
-bool is_retryable_status(int http_status) noexcept {
-    switch (http_status) {
-    case 408:
-    case 429:
-        return true;
-    case 501:
-    case 505:
-        return false;
-    default:
-        return http_status >= 500 && http_status <= 599;
-    }
-}
-
 }  // namespace parley::domain

@@ -38,15 +38,7 @@ std::optional<std::chrono::milliseconds> next_delay(retry_policy const& policy, 
                                                     std::optional<std::chrono::milliseconds> retry_after,
                                                     std::chrono::milliseconds elapsed, std::uint64_t random);
 
-// Whether an HTTP status from OpenRouter is worth another attempt:
-//   yes: 408, 429, 500, 502, 503, 504, 524, 529, and every other 5xx
-//        (520-523, 525-527 are Cloudflare edge failures) except 501 and 505;
-//   no:  501 Not Implemented and 505 HTTP Version Not Supported (the same
-//        request will fail the same way), 400, 401, 402, 403, 404, 413, 422
-//        and every other 4xx, and anything below 400 (not a failure).
-// A connection, TLS or read error before the first token, and an error body
-// with availability.retryable:true, are retryable too; the caller decides
-// those, they have no status.
-bool is_retryable_status(int http_status) noexcept;
+// Which failures are retryable (status table, availability.retryable) is
+// decided by the classifier, parley::net::classify (net/openrouter_reader.hpp).
 
 }  // namespace parley::domain

@@ -8,7 +8,6 @@
 #include <optional>
 
 using namespace std::chrono_literals;
-using parley::domain::is_retryable_status;
 using parley::domain::next_delay;
 using parley::domain::retry_policy;
 using std::chrono::milliseconds;
@@ -130,16 +129,6 @@ BOOST_AUTO_TEST_CASE(a_non_retryable_failure_stops_retrying) {
     retry_policy const p;
     BOOST_TEST(ms(next_delay(p, 1, false, false, std::nullopt, 0ms, 0)) == stop);
     BOOST_TEST(ms(next_delay(p, 1, false, false, 1'000ms, 0ms, 0)) == stop);
-}
-
-BOOST_AUTO_TEST_CASE(status_table) {
-    for (int status : {408, 429, 500, 502, 503, 504, 524, 529, 520, 521, 522, 523, 525, 599}) {
-        BOOST_TEST_CONTEXT("status " << status) { BOOST_TEST(is_retryable_status(status)); }
-    }
-    for (int status : {400, 401, 402, 403, 404, 413, 422, 409, 425, 499, 501, 505, 200, 204, 301, 304, 0, -1, 600,
-                       999}) {
-        BOOST_TEST_CONTEXT("status " << status) { BOOST_TEST(!is_retryable_status(status)); }
-    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
