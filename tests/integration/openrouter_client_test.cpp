@@ -10,6 +10,7 @@
 #include "net/upstream_connection.hpp"
 #include "support/http_client.hpp"
 #include "support/process.hpp"
+#include "support/sim_process.hpp"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
@@ -58,26 +59,8 @@ using ms = std::chrono::milliseconds;
 std::string const key = "sk-or-test-key-7f3a91c0";
 
 // A running simulator, stopped by PID at scope exit.
-struct sim_process {
-    child_process proc;
-    unsigned short port;
-    std::optional<http_client::tls_options> tls;
-
-    explicit sim_process(std::vector<std::string> args, std::optional<http_client::tls_options> t = {})
-        : proc{parley::test::bin_path("openrouter-sim"), with_port(std::move(args))},
-          port{static_cast<unsigned short>(
-              std::stoi(proc.wait_for_output(R"(openrouter-sim listening on https?://127\.0\.0\.1:(\d+))")))},
-          tls{std::move(t)} {}
-    ~sim_process() {
-        if (!proc.wait(0ms)) {
-            proc.signal(SIGTERM);
-            proc.wait(5s);
-        }
-    }
-    static std::vector<std::string> with_port(std::vector<std::string> args) {
-        args.insert(args.begin(), {"--port", "0"});
-        return args;
-    }
+struct sim_process : parley::test::sim_process {
+    using parley::test::sim_process::sim_process;
     json::value get(std::string const& target, parley::test::header_list const& headers = {}) {
         http_client c{"127.0.0.1", port, tls};
         auto r = c.get(target, headers);

@@ -3,6 +3,7 @@
 // Every suite name contains "sim": run them with --run_test='*sim*'.
 #include "support/http_client.hpp"
 #include "support/process.hpp"
+#include "support/sim_process.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -39,28 +40,8 @@ header_list with_auth(header_list extra) {
 
 // A running simulator; SIGTERM at scope exit (the child_process destructor
 // SIGKILLs by PID if that did not end it).
-struct sim_process {
-    child_process proc;
-    unsigned short port;
-    std::optional<http_client::tls_options> tls;
-
-    explicit sim_process(std::vector<std::string> args = {}, std::optional<http_client::tls_options> tls_opts = {})
-        : proc{parley::test::bin_path("openrouter-sim"), with_port(std::move(args))},
-          port{static_cast<unsigned short>(
-              std::stoi(proc.wait_for_output(R"(openrouter-sim listening on https?://127\.0\.0\.1:(\d+))")))},
-          tls{std::move(tls_opts)} {}
-
-    ~sim_process() {
-        if (!proc.wait(0ms)) {  // still running (never signal a reaped PID)
-            proc.signal(SIGTERM);
-            proc.wait(5s);
-        }
-    }
-
-    static std::vector<std::string> with_port(std::vector<std::string> args) {
-        args.insert(args.begin(), {"--port", "0"});
-        return args;
-    }
+struct sim_process : parley::test::sim_process {
+    using parley::test::sim_process::sim_process;
 
     std::unique_ptr<http_client> client() { return std::make_unique<http_client>("127.0.0.1", port, tls); }
 

@@ -4,6 +4,7 @@
 // Every suite name starts with "parley_chat".
 #include "support/http_client.hpp"
 #include "support/process.hpp"
+#include "support/sim_process.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -30,26 +31,8 @@ using parley::test::http_client;
 
 std::string const key = "sk-or-chat-key-55aa";
 
-struct sim_process {
-    child_process proc;
-    unsigned short port;
-    std::optional<http_client::tls_options> tls;
-
-    explicit sim_process(std::vector<std::string> args, std::optional<http_client::tls_options> t = {})
-        : proc{parley::test::bin_path("openrouter-sim"), with_port(std::move(args))},
-          port{static_cast<unsigned short>(
-              std::stoi(proc.wait_for_output(R"(openrouter-sim listening on https?://127\.0\.0\.1:(\d+))")))},
-          tls{std::move(t)} {}
-    ~sim_process() {
-        if (!proc.wait(0ms)) {
-            proc.signal(SIGTERM);
-            proc.wait(5s);
-        }
-    }
-    static std::vector<std::string> with_port(std::vector<std::string> args) {
-        args.insert(args.begin(), {"--port", "0"});
-        return args;
-    }
+struct sim_process : parley::test::sim_process {
+    using parley::test::sim_process::sim_process;
     std::string base_url(std::string scheme = "http") const {
         return scheme + "://127.0.0.1:" + std::to_string(port) + "/api/v1";
     }
