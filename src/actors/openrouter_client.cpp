@@ -104,6 +104,7 @@ openrouter_options openrouter_options::from(domain::settings const& s) {
     o.retry.max_retries = s.retry.max_retries;
     o.retry.initial = s.retry.initial_backoff;
     o.retry.max_backoff = s.retry.max_backoff;
+    o.retry.max_retry_after = s.retry.max_retry_after;
     return o;
 }
 

@@ -739,6 +739,9 @@ std::vector<descriptor> build_table() {
     t.push_back(make({"retry.max_backoff_ms", "PARLEY_RETRY_MAX_BACKOFF_MS", "--retry-max-backoff-ms",
                       "largest retry backoff"},
                      PARLEY_FIELD(retry.max_backoff), whole<ms>(1, max_ms, "milliseconds")));
+    t.push_back(make({"retry.max_retry_after_ms", "PARLEY_RETRY_MAX_RETRY_AFTER_MS", "--retry-max-retry-after-ms",
+                      "longest Retry-After from OpenRouter that is honoured; longer ones wait this long"},
+                     PARLEY_FIELD(retry.max_retry_after), whole<ms>(1, max_ms, "milliseconds")));
     t.push_back(make({"database.url", "DATABASE_URL", "--database-url",
                       "sqlite:<path> or postgresql://user:password@host/db", false, true},
                      PARLEY_FIELD(database.url),

@@ -86,6 +86,7 @@ struct settings {
         int max_retries = 3;  // after the first try
         std::chrono::milliseconds initial_backoff{500};
         std::chrono::milliseconds max_backoff{8'000};
+        std::chrono::milliseconds max_retry_after{60'000};  // cap on an honoured Retry-After
         bool operator==(retry_settings const&) const = default;
     } retry;
 

@@ -353,6 +353,7 @@ BOOST_AUTO_TEST_CASE(options_come_from_the_settings) {
     s.retry.max_retries = 2;
     s.retry.initial_backoff = 100ms;
     s.retry.max_backoff = 900ms;
+    s.retry.max_retry_after = 2500ms;
     auto o = actors::openrouter_options::from(s);
     BOOST_TEST(o.base_url == s.openrouter.base_url);
     BOOST_TEST(o.api_key == "k");
@@ -361,6 +362,7 @@ BOOST_AUTO_TEST_CASE(options_come_from_the_settings) {
     BOOST_TEST(o.retry.max_retries == 2);
     BOOST_TEST(o.retry.initial.count() == 100);
     BOOST_TEST(o.retry.max_backoff.count() == 900);
+    BOOST_TEST(o.retry.max_retry_after.count() == 2500);
     BOOST_TEST(o.total_timeout == s.openrouter.total_timeout);
 }
 

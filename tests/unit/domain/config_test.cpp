@@ -109,6 +109,7 @@ BOOST_AUTO_TEST_CASE(every_setting_has_its_documented_default) {
     BOOST_TEST(s.retry.max_retries == 3);
     BOOST_TEST(s.retry.initial_backoff.count() == 500);
     BOOST_TEST(s.retry.max_backoff.count() == 8'000);
+    BOOST_TEST(s.retry.max_retry_after.count() == 60'000);
     BOOST_TEST(s.database.url == "sqlite:var/parley.db");
     BOOST_TEST(!s.auth.jwt_secret.has_value());
     BOOST_TEST(s.auth.api_key_hashes.empty());
@@ -131,7 +132,7 @@ BOOST_AUTO_TEST_CASE(setting_infos_show_defaults_and_names) {
     for (auto const& info : setting_infos()) {
         by_path[info.path] = info;
     }
-    BOOST_TEST(by_path.size() == 39u);
+    BOOST_TEST(by_path.size() == 40u);
     BOOST_TEST(by_path["listen"].default_value == "127.0.0.1:8080");
     BOOST_TEST(by_path["listen"].env == "PARLEY_LISTEN");
     BOOST_TEST(by_path["listen"].flag == "--listen");
