@@ -9,6 +9,7 @@
 #include "domain/messages.hpp"
 #include "net/upstream_connection.hpp"
 #include "support/http_client.hpp"
+#include "support/io_fixture.hpp"
 #include "support/process.hpp"
 #include "support/sim_process.hpp"
 
@@ -134,22 +135,11 @@ task<void> sleep_for(ms d) {
 
 // Runs one test coroutine on a private single-threaded io_context and stops
 // it when the coroutine ends (servers and timers may still be pending).
-struct client_fixture {
-    asio::io_context ioc;
+struct client_fixture : parley::test::io_fixture {
 
     template <class F>
     void run(F body, std::chrono::steady_clock::duration limit = 30s) {
-        std::exception_ptr err;
-        bool done = false;
-        asio::co_spawn(ioc, std::move(body), [&](std::exception_ptr e) {
-            err = e;
-            done = true;
-            ioc.stop();
-        });
-        ioc.restart();
-        ioc.run_for(limit);
-        BOOST_REQUIRE_MESSAGE(done, "the test coroutine did not complete in time");
-        if (err) std::rethrow_exception(err);
+        run_and_stop(std::move(body), limit);
     }
 
     // One call on a fresh client, shut down afterwards.

@@ -541,7 +541,7 @@ BOOST_AUTO_TEST_CASE(streamed_tool_call_fragments_reassemble_to_json) {
     BOOST_TEST(fin.at("native_finish_reason").as_string() == "tool_use");
     BOOST_TEST(r.body.ends_with("data: [DONE]\n\n"));
 
-    // Required parameters get placeholders (enum: its first value).
+    // Required parameters get sample values from the schema (an enum: its first value).
     r = sim.post("/api/v1/chat/completions", stream_chat("use get_weather for Madrid", {{"tools", tools_doc()}}));
     calls = assemble_calls(data_chunks(r.body));
     BOOST_TEST_REQUIRE(calls.size() == 1u);

@@ -45,7 +45,7 @@ bool mentions(std::string_view text, std::string_view name) {
     return false;
 }
 
-json::value placeholder(json::value const* schema) {
+json::value sample_value(json::value const* schema) {
     auto const* o = schema ? schema->if_object() : nullptr;
     if (!o) return "sample";
     if (auto const* e = o->if_contains("enum"); e && e->is_array() && !e->get_array().empty())
@@ -78,7 +78,7 @@ std::string default_arguments(json::object const& function) {
                 if (!r.is_string()) continue;
                 json::value const* schema = nullptr;
                 if (props && props->is_object()) schema = props->get_object().if_contains(r.get_string());
-                args[r.get_string()] = placeholder(schema);
+                args[r.get_string()] = sample_value(schema);
             }
         }
     }

@@ -6,6 +6,8 @@
 #include "net/http_server.hpp"
 #include "net/upstream_connection.hpp"
 
+#include "support/io_fixture.hpp"
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -38,25 +40,14 @@ task<void> sleep_for(std::chrono::milliseconds d) {
 
 // A loopback HTTP server: /ok answers "hello" at once; /slow streams two
 // chunks 200 ms apart (so a reader can stop half-way).
-struct pool_fixture {
-    asio::io_context ioc;
+struct pool_fixture : parley::test::io_fixture {
     std::unique_ptr<net::http_server> server;
 
     // Runs one test coroutine and stops the io_context when it ends (the
     // server keeps it busy otherwise); time-capped.
     template <class F>
     void run(F body, std::chrono::steady_clock::duration limit = 20s) {
-        std::exception_ptr err;
-        bool done = false;
-        asio::co_spawn(ioc, std::move(body), [&](std::exception_ptr e) {
-            err = e;
-            done = true;
-            ioc.stop();
-        });
-        ioc.restart();
-        ioc.run_for(limit);
-        BOOST_REQUIRE_MESSAGE(done, "the test coroutine did not complete in time");
-        if (err) std::rethrow_exception(err);
+        run_and_stop(std::move(body), limit);
     }
 
     std::shared_ptr<net::connection_options> conn_options = std::make_shared<net::connection_options>();
