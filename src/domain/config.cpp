@@ -1,5 +1,6 @@
 #include "domain/config.hpp"
 
+#include <boost/json/parse.hpp>
 #include <boost/json/parser.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
@@ -550,6 +551,108 @@ kind<std::vector<std::string>> list(kind<std::string> item, std::string_view ite
     };
 }
 
+kind<bool> boolean() {
+    std::function<std::optional<bool>(std::string_view)> parse = [](std::string_view text) -> std::optional<bool> {
+        if (text == "true" || text == "1") {
+            return true;
+        }
+        if (text == "false" || text == "0") {
+            return false;
+        }
+        return std::nullopt;
+    };
+    return {
+        .allowed = "true or false",
+        .json_type = "a JSON boolean",
+        .parse = parse,
+        .from_json = [](json::value const& v, bool& wrong_type) -> std::optional<bool> {
+            if (!v.is_bool()) {
+                wrong_type = true;
+                return std::nullopt;
+            }
+            return v.get_bool();
+        },
+        .show = [](bool const& b) { return std::string{b ? "true" : "false"}; },
+    };
+}
+
+// The price table: a JSON object {"author/slug": {"prompt": "0.000003", "completion": "0.000015",
+// "cache_read": "0.0000003", "cache_write": "0.00000375"}}, prices as decimal strings of USD per token
+// (prompt and completion required, cache prices default to 0); the same JSON as text in the environment.
+std::optional<price_table> prices_from_json(json::value const& v, bool& wrong_type) {
+    if (!v.is_object()) {
+        wrong_type = true;
+        return std::nullopt;
+    }
+    price_table out;
+    for (auto const& [key, entry] : v.get_object()) {
+        if (!is_model_id(sv(key)) || !entry.is_object()) {
+            return std::nullopt;
+        }
+        model_price p;
+        auto const* fields = &entry.get_object();
+        if (fields->size() > 4) {
+            return std::nullopt;
+        }
+        for (auto const& [field, price] : *fields) {
+            if (!price.is_string()) {
+                return std::nullopt;
+            }
+            auto const parsed = parse_token_price(sv(price.get_string()));
+            if (!parsed) {
+                return std::nullopt;
+            }
+            if (field == "prompt") {
+                p.prompt = *parsed;
+            } else if (field == "completion") {
+                p.completion = *parsed;
+            } else if (field == "cache_read") {
+                p.cache_read = *parsed;
+            } else if (field == "cache_write") {
+                p.cache_write = *parsed;
+            } else {
+                return std::nullopt;
+            }
+        }
+        if (!fields->contains("prompt") || !fields->contains("completion")) {
+            return std::nullopt;
+        }
+        out.set(std::string{sv(key)}, p);
+    }
+    if (out.empty()) {
+        return std::nullopt;  // reservations need a price
+    }
+    return out;
+}
+
+kind<price_table> prices() {
+    return {
+        .allowed = "an object of model ids to {\"prompt\", \"completion\", \"cache_read\", \"cache_write\"}: "
+                   "USD per token as decimal strings such as \"0.000003\" (prompt and completion required), at least one model",
+        .json_type = "a JSON object",
+        .parse = [](std::string_view text) -> std::optional<price_table> {
+            boost::system::error_code ec;
+            auto const v = json::parse(text, ec);
+            if (ec) {
+                return std::nullopt;
+            }
+            bool wrong_type = false;
+            return prices_from_json(v, wrong_type);
+        },
+        .from_json = prices_from_json,
+        .show = [](price_table const& t) {
+            json::object o;
+            for (auto const& [model, p] : t.entries()) {
+                o[model] = json::object{{"prompt", format_token_price(p.prompt)},
+                                        {"completion", format_token_price(p.completion)},
+                                        {"cache_read", format_token_price(p.cache_read)},
+                                        {"cache_write", format_token_price(p.cache_write)}};
+            }
+            return json::serialize(o);
+        },
+    };
+}
+
 // Optional values: "" in text, "" or null in the file mean unset.
 template <class T>
 kind<std::optional<T>> optional_kind(kind<T> inner) {
@@ -730,6 +833,11 @@ std::vector<descriptor> build_table() {
                       "where limits live: memory (one instance) or postgres (shared)"},
                      PARLEY_FIELD(limits.backend),
                      choice<limits_backend>({{"memory", limits_backend::memory}, {"postgres", limits_backend::postgres}})));
+    t.push_back(make({"limits.exempt_permission", "PARLEY_LIMITS_EXEMPT_PERMISSION", "--limits-exempt-permission",
+                      "permission that exempts a user from the hourly request window; empty: none"},
+                     PARLEY_FIELD(limits.exempt_permission),
+                     text_if("a permission name without spaces, or empty for none",
+                             [](std::string_view s) { return s.empty() || (is_token(s) && s.size() <= 64); })));
     t.push_back(make({"retry.max_retries", "PARLEY_RETRY_MAX_RETRIES", "--max-retries",
                       "retries after the first try of an upstream call"},
                      PARLEY_FIELD(retry.max_retries), whole<int>(0, 10)));
@@ -746,6 +854,40 @@ std::vector<descriptor> build_table() {
                       "sqlite:<path> or postgresql://user:password@host/db", false, true},
                      PARLEY_FIELD(database.url),
                      text("sqlite:<path>, postgresql://... or postgres://... (no spaces)", database_url)));
+    t.push_back(make({"database.pool_size", "PARLEY_DATABASE_POOL_SIZE", "--database-pool-size",
+                      "database sessions and their worker threads (SQLite uses one)"},
+                     PARLEY_FIELD(database.pool_size), whole<std::size_t>(1, 64)));
+    t.push_back(make({"pricing.models", "PARLEY_PRICING_MODELS", "--pricing-models",
+                      "USD per token by model (JSON), for costs OpenRouter does not report and for reservations"},
+                     PARLEY_FIELD(pricing.models), prices()));
+    t.push_back(make({"pricing.refresh", "PARLEY_PRICING_REFRESH", "--pricing-refresh",
+                      "at start-up, add OpenRouter's /models prices to the table (configured ones win)"},
+                     PARLEY_FIELD(pricing.refresh), boolean()));
+    t.push_back(make({"usage.log_dir", "PARLEY_USAGE_LOG_DIR", "--usage-log-dir",
+                      "directory of the usage write-ahead log; empty: <data_dir>/usage-log"},
+                     PARLEY_FIELD(usage.log_dir),
+                     text_if("a directory path, or empty", [](std::string_view s) { return !has_control(s); })));
+    t.push_back(make({"usage.batch_size", "PARLEY_USAGE_BATCH_SIZE", "--usage-batch-size",
+                      "usage rows per database transaction"},
+                     PARLEY_FIELD(usage.batch_size), whole<std::size_t>(1, 10'000)));
+    t.push_back(make({"usage.flush_interval_ms", "PARLEY_USAGE_FLUSH_INTERVAL_MS", "--usage-flush-interval-ms",
+                      "longest a usage row waits in the log before a database write is tried"},
+                     PARLEY_FIELD(usage.flush_interval), whole<ms>(1, max_ms, "milliseconds")));
+    t.push_back(make({"usage.fsync_interval_ms", "PARLEY_USAGE_FSYNC_INTERVAL_MS", "--usage-fsync-interval-ms",
+                      "appended usage rows reach the disk (fdatasync) at most this long after their write"},
+                     PARLEY_FIELD(usage.fsync_interval), whole<ms>(0, 1'000, "milliseconds")));
+    t.push_back(make({"usage.segment_bytes", "PARLEY_USAGE_SEGMENT_BYTES", "--usage-segment-bytes",
+                      "size of a usage log segment before the next one starts"},
+                     PARLEY_FIELD(usage.segment_bytes), whole<std::uint64_t>(4096, 1 << 30, "bytes")));
+    t.push_back(make({"usage.max_pending", "PARLEY_USAGE_MAX_PENDING", "--usage-max-pending",
+                      "usage rows kept in memory while the database is down (the rest wait in the log)"},
+                     PARLEY_FIELD(usage.max_pending), whole<std::size_t>(100, 10'000'000)));
+    t.push_back(make({"usage.correction_delay_ms", "PARLEY_USAGE_CORRECTION_DELAY_MS", "--usage-correction-delay-ms",
+                      "wait before asking OpenRouter's /generation for the real cost of an estimated row"},
+                     PARLEY_FIELD(usage.correction_delay), whole<ms>(1, max_ms, "milliseconds")));
+    t.push_back(make({"usage.correction_attempts", "PARLEY_USAGE_CORRECTION_ATTEMPTS", "--usage-correction-attempts",
+                      "/generation lookups (doubling waits) before an estimated cost is left as it is; 0: none"},
+                     PARLEY_FIELD(usage.correction_attempts), whole<int>(0, 20)));
     t.push_back(make({"auth.jwt_secret", "PARLEY_JWT_SECRET", "",
                       "HS256 key for bearer tokens, at least 32 bytes; required to serve (secret; no flag)", true},
                      PARLEY_FIELD(auth.jwt_secret),

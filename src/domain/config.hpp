@@ -10,6 +10,7 @@
 // Pure: the caller reads the file, looks the environment up and splits the
 // command line; this code only sees text.
 #include "domain/money.hpp"
+#include "domain/pricing.hpp"
 
 #include <boost/assert/source_location.hpp>
 #include <boost/system/result.hpp>
@@ -79,6 +80,7 @@ struct settings {
         nano_usd cost_daily{10 * nanos_per_usd};
         std::optional<nano_usd> cost_daily_per_user;  // unset: no per-user budget
         limits_backend backend = limits_backend::memory;
+        std::string exempt_permission = "unlimited";  // users with it skip the hourly window; empty: nobody
         bool operator==(limits_settings const&) const = default;
     } limits;
 
@@ -92,8 +94,28 @@ struct settings {
 
     struct database_settings {
         std::string url = "sqlite:var/parley.db";  // "sqlite:<path>" or postgres[ql]://...
+        std::size_t pool_size = 4;                 // sessions and worker threads (SQLite: always 1)
         bool operator==(database_settings const&) const = default;
     } database;
+
+    struct pricing_settings {
+        price_table models = default_price_table();  // USD per token, by model id
+        bool refresh = false;  // at start-up, add OpenRouter's /api/v1/models prices (configured ones win)
+        bool operator==(pricing_settings const&) const = default;
+    } pricing;
+
+    // The usage write-ahead log and the writer that moves it into the database.
+    struct usage_settings {
+        std::string log_dir;                          // empty: <data_dir>/usage-log
+        std::size_t batch_size = 256;                 // rows per database transaction
+        std::chrono::milliseconds flush_interval{200};  // longest a row waits in the log before a write is tried
+        std::chrono::milliseconds fsync_interval{5};  // appends are fdatasync'ed at most this long after their write
+        std::uint64_t segment_bytes = 16 * 1024 * 1024;  // log segment size before a new one starts
+        std::size_t max_pending = 100'000;            // rows held in memory while the database is down (the rest wait in the log)
+        std::chrono::milliseconds correction_delay{5'000};  // first /generation lookup for an estimated cost
+        int correction_attempts = 5;                  // lookups before an estimate is left as it is
+        bool operator==(usage_settings const&) const = default;
+    } usage;
 
     struct auth_settings {
         std::optional<std::string> jwt_secret;     // secret; >= 32 bytes when set

@@ -14,6 +14,8 @@ public:
         case errc::invalid_setting: return "invalid setting";
         case errc::invalid_token: return "invalid token";
         case errc::token_expired: return "token expired";
+        case errc::usage_log_failed: return "the usage log could not be written";
+        case errc::database_unavailable: return "the database is unavailable";
         }
         return "unknown parley error " + std::to_string(ev);
     }

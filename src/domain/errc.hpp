@@ -12,6 +12,8 @@ enum class errc {
     invalid_setting,     // a configuration value failed validation
     invalid_token,       // a JWT failed to parse or verify
     token_expired,       // a JWT's exp is in the past
+    usage_log_failed,    // a usage record could not be written to the write-ahead log
+    database_unavailable,  // the database refused or could not be reached
 };
 
 boost::system::error_category const& parley_category() noexcept;

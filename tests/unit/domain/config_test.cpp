@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(setting_infos_show_defaults_and_names) {
     for (auto const& info : setting_infos()) {
         by_path[info.path] = info;
     }
-    BOOST_TEST(by_path.size() == 40u);
+    BOOST_TEST(by_path.size() == 52u);
     BOOST_TEST(by_path["listen"].default_value == "127.0.0.1:8080");
     BOOST_TEST(by_path["listen"].env == "PARLEY_LISTEN");
     BOOST_TEST(by_path["listen"].flag == "--listen");
@@ -783,6 +783,76 @@ BOOST_AUTO_TEST_CASE(url_credentials_are_masked_in_errors_too) {
 }
 
 // ------------------------------------------------------------ help
+
+// ------------------------------------------------------------ accounting settings
+
+BOOST_AUTO_TEST_CASE(accounting_settings_have_their_defaults) {
+    settings const s;
+    auto const* sonnet = s.pricing.models.find("anthropic/claude-3.5-sonnet");
+    BOOST_REQUIRE(sonnet != nullptr);
+    BOOST_TEST(sonnet->prompt.picos == 3'000'000);
+    BOOST_TEST(sonnet->completion.picos == 15'000'000);
+    BOOST_TEST(s.pricing.refresh == false);
+    BOOST_TEST(s.limits.exempt_permission == "unlimited");
+    BOOST_TEST(s.database.pool_size == 4u);
+    BOOST_TEST(s.usage.log_dir == "");
+    BOOST_TEST(s.usage.batch_size == 256u);
+    BOOST_TEST(s.usage.fsync_interval.count() == 5);
+    BOOST_TEST(s.usage.correction_attempts == 5);
+}
+
+BOOST_AUTO_TEST_CASE(the_price_table_is_json_in_the_file_the_environment_and_flags) {
+    auto const file = R"({"pricing": {"models": {"openai/gpt-4o": {"prompt": "0.0000025", "completion": "0.00001"}}}})";
+    auto const from_file = load(file);
+    BOOST_REQUIRE(from_file.has_value());
+    BOOST_TEST(from_file->pricing.models.size() == 1u);  // the file replaces the built-in table
+    BOOST_TEST(from_file->pricing.models.find("openai/gpt-4o")->prompt.picos == 2'500'000);
+    BOOST_TEST(from_file->pricing.models.find("openai/gpt-4o")->cache_read.picos == 0);
+    auto const from_env = load("", {{"PARLEY_PRICING_MODELS",
+                                     R"({"x/y": {"prompt": "0.000001", "completion": "0.000002", "cache_read": "0.0000001", "cache_write": "0.00000125"}})"}});
+    BOOST_REQUIRE(from_env.has_value());
+    BOOST_TEST(from_env->pricing.models.find("x/y")->cache_write.picos == 1'250'000);
+    auto const from_flag = load_flags({{"--pricing-models", R"({"a/b": {"prompt": "0", "completion": "0"}})"}});
+    BOOST_REQUIRE(from_flag.has_value());
+    BOOST_TEST(from_flag->pricing.models.find("a/b") != nullptr);
+    BOOST_TEST(logged(*from_flag, "pricing.models") ==
+               R"({"a/b":{"prompt":"0","completion":"0","cache_read":"0","cache_write":"0"}})");
+}
+
+BOOST_AUTO_TEST_CASE(bad_price_tables_are_refused) {
+    for (auto const* bad : {
+             R"({})",                                                              // no model: nothing to reserve with
+             R"({"x/y": {"prompt": "0.000001"}})",                                 // no completion price
+             R"({"x/y": {"prompt": 0.000001, "completion": "0.000002"}})",         // a number, not a string
+             R"({"x/y": {"prompt": "-1", "completion": "0.000002"}})",             // negative
+             R"({"x/y": {"prompt": "0.1", "completion": "0.2", "extra": "0"}})",  // unknown field
+             R"({"not a model": {"prompt": "0.1", "completion": "0.2"}})",
+             R"({"x/y": "0.1"})",
+             R"(not json)",
+         }) {
+        BOOST_TEST_CONTEXT(bad) {
+            auto const msg = error_of(load("", {{"PARLEY_PRICING_MODELS", bad}}));
+            BOOST_TEST(msg.find("invalid setting PARLEY_PRICING_MODELS") == 0u);
+            BOOST_TEST(msg.find("decimal strings") != std::string::npos);
+        }
+    }
+    BOOST_TEST(error_of(load(R"({"pricing": {"models": []}})")).find("as a JSON object") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(booleans_and_usage_settings_are_validated) {
+    BOOST_TEST(load("", {{"PARLEY_PRICING_REFRESH", "true"}})->pricing.refresh);
+    BOOST_TEST(!load_flags({{"--pricing-refresh", "0"}})->pricing.refresh);
+    BOOST_TEST(load(R"({"pricing": {"refresh": true}})")->pricing.refresh);
+    BOOST_TEST(error_of(load("", {{"PARLEY_PRICING_REFRESH", "yes"}})) ==
+               "invalid setting PARLEY_PRICING_REFRESH=yes: expected true or false");
+    BOOST_TEST(error_of(load(R"({"pricing": {"refresh": "true"}})")).find("as a JSON boolean") != std::string::npos);
+    BOOST_TEST(load("", {{"PARLEY_USAGE_FSYNC_INTERVAL_MS", "0"}})->usage.fsync_interval.count() == 0);
+    BOOST_TEST(!load("", {{"PARLEY_USAGE_BATCH_SIZE", "0"}}).has_value());
+    BOOST_TEST(!load("", {{"PARLEY_USAGE_SEGMENT_BYTES", "100"}}).has_value());
+    BOOST_TEST(load_flags({{"--limits-exempt-permission", ""}})->limits.exempt_permission == "");
+    BOOST_TEST(!load_flags({{"--limits-exempt-permission", "two words"}}).has_value());
+    BOOST_TEST(load_flags({{"--usage-log-dir", "/tmp/x"}})->usage.log_dir == "/tmp/x");
+}
 
 BOOST_AUTO_TEST_CASE(help_has_one_aligned_line_per_setting) {
     auto const lines = settings_help();
