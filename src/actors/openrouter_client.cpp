@@ -9,6 +9,7 @@
 #include <boost/beast/http/error.hpp>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <cstdio>
 #include <random>
 #include <stdexcept>
@@ -124,6 +125,7 @@ struct openrouter_client::state {
     std::shared_ptr<net::connection_options const> connection;
     std::shared_ptr<upstream_pool> pool;
     std::string target;
+    std::string base_path;
 };
 
 namespace {
@@ -154,6 +156,16 @@ net::outgoing_request make_request(openrouter_options const& o, std::string cons
 }
 
 using state_ptr = std::shared_ptr<openrouter_client::state>;
+
+// The stream's result; on failure also what it delivered before (the
+// completion is moved out by finish(), so it is copied first).
+void finish_stream(attempt_outcome& out, net::openrouter_stream& reader) {
+    auto partial = reader.partial();
+    out.result = reader.finish();
+    if (!out.result) {
+        out.partial = std::move(partial);
+    }
+}
 
 // One attempt: a lease, a connection (opened on the lease if it came
 // without one; a stale kept-alive one is replaced once), the exchange, the
@@ -243,20 +255,21 @@ task<attempt_outcome> attempt_once(state_ptr st, std::shared_ptr<call_context> c
                     // After [DONE] only the connection is lost; a peer that
                     // closed early still gave a complete answer if a finish
                     // reason came (§10), else stream_ended_early.
-                    out.result = reader.finish();
+                    finish_stream(out, reader);
                 } else {
                     e.mid_stream = true;
+                    out.partial = reader.partial();
                     out.result = failed(std::move(e));
                 }
                 break;
             }
             if (piece->empty()) {
-                out.result = reader.finish();
+                finish_stream(out, reader);
                 break;
             }
             if (reader.feed(*piece) == net::openrouter_stream::status::failed) {
                 conn->close();  // the rest of the body is of no use
-                out.result = reader.finish();
+                finish_stream(out, reader);
                 break;
             }
         }
@@ -306,6 +319,7 @@ task<call_result> run_call(state_ptr st, chat_call call) {
     attempt_function attempt = [st, ctx](int) { return attempt_once(st, ctx); };
     auto outcome = co_await run_with_retry(std::move(policy), st->env, std::move(attempt));
     out.result = std::move(outcome.result);
+    out.partial = std::move(outcome.partial);
     out.attempts = outcome.requests;
     out.waits = std::move(outcome.waits);
     if (out.result) {
@@ -337,6 +351,7 @@ openrouter_client::openrouter_client(asio::any_io_executor ex, openrouter_option
         conn->tls = net::make_tls_client_context(options.ca_file);
     }
     state_->target = ep->base_path + "/chat/completions";
+    state_->base_path = ep->base_path;
     state_->connection = std::move(conn);
     state_->ex = ex;
     state_->pool = spawn<upstream_pool>(
@@ -353,6 +368,139 @@ task<call_result> openrouter_client::complete(chat_call call) {
     auto st = state_;
     auto ex = co_await asio::this_coro::executor;
     auto body = [st, call = std::move(call)]() mutable { return run_call(st, std::move(call)); };
+    auto r = co_await asio::co_spawn(ex, std::move(body), asio::use_awaitable);
+    co_return r;
+}
+
+namespace {
+
+std::string url_encoded(std::string_view s) {
+    static constexpr char hex[] = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : s) {
+        if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+struct get_result {
+    int status = 0;
+    std::string body;
+    std::string error;  // set: no complete answer
+};
+
+// One GET of an OpenRouter JSON resource (no retries), bounded by the
+// connect and first-byte timeouts and by `max_body` bytes.
+task<get_result> get_once(state_ptr st, std::string target, std::size_t max_body) {
+    get_result out;
+    auto const& o = st->options;
+    if (o.api_key.empty()) {
+        out.error = "no OpenRouter API key is configured";
+        co_return out;
+    }
+    auto const deadline = steady::now() + o.connect_timeout + o.first_byte_timeout;
+    auto leased = co_await st->pool->acquire(o.first_byte_timeout);
+    if (!leased) {
+        out.error = "no upstream connection: " + leased.error().message();
+        co_return out;
+    }
+    upstream_lease lease = std::move(*leased);
+    net::outgoing_request rq;
+    rq.get = true;
+    rq.target = std::move(target);
+    rq.headers.emplace_back("Authorization", "Bearer " + o.api_key);
+    rq.headers.emplace_back("Accept", "application/json");
+    for (bool replaced = false;;) {
+        if (lease.connection() == nullptr) {
+            auto opened = co_await net::upstream_connection::open(st->ex, st->connection, o.connect_timeout, deadline);
+            if (!opened) {
+                out.error = "connecting failed: " + opened.error().message();
+                co_return out;
+            }
+            lease.adopt(std::move(*opened));
+        }
+        auto ec = co_await lease.connection()->send(rq, o.first_byte_timeout, deadline);
+        if (ec == upstream_errc::stale_connection && !replaced) {
+            replaced = true;
+            lease.discard();
+            continue;
+        }
+        if (ec) {
+            out.error = "the request failed: " + ec.message();
+            co_return out;
+        }
+        break;
+    }
+    auto* conn = lease.connection();
+    out.status = static_cast<int>(conn->status());
+    for (;;) {
+        auto piece = co_await conn->read_body(o.chunk_gap_timeout, deadline);
+        if (!piece) {
+            out.error = "reading the answer failed: " + piece.error().message();
+            co_return out;
+        }
+        if (piece->empty()) {
+            break;
+        }
+        if (out.body.size() + piece->size() > max_body) {
+            conn->close();
+            out.error = "the answer is larger than " + std::to_string(max_body) + " bytes";
+            co_return out;
+        }
+        out.body += *piece;
+    }
+    if (out.status != 200) {
+        out.error = "HTTP " + std::to_string(out.status);
+    }
+    co_return out;
+}
+
+task<generation_lookup> lookup_generation(state_ptr st, std::string id) {
+    generation_lookup out;
+    auto got = co_await get_once(st, st->base_path + "/generation?id=" + url_encoded(id), 1024 * 1024);
+    out.status = got.status;
+    if (!got.error.empty()) {
+        out.error = std::move(got.error);
+        co_return out;
+    }
+    if (auto const text = net::raw_member_number(got.body, "data", "total_cost")) {
+        out.total_cost = cost_from_text(*text);
+    }
+    if (!out.total_cost) {
+        out.error = "the answer has no data.total_cost";
+    }
+    co_return out;
+}
+
+task<models_lookup> lookup_models(state_ptr st) {
+    models_lookup out;
+    auto got = co_await get_once(st, st->base_path + "/models", 16 * 1024 * 1024);
+    out.status = got.status;
+    out.error = std::move(got.error);
+    out.body = std::move(got.body);
+    co_return out;
+}
+
+}  // namespace
+
+task<generation_lookup> openrouter_client::generation(std::string generation_id) {
+    auto st = state_;
+    auto ex = co_await asio::this_coro::executor;
+    auto body = [st, id = std::move(generation_id)]() mutable { return lookup_generation(st, std::move(id)); };
+    auto r = co_await asio::co_spawn(ex, std::move(body), asio::use_awaitable);
+    co_return r;
+}
+
+task<models_lookup> openrouter_client::models() {
+    auto st = state_;
+    auto ex = co_await asio::this_coro::executor;
+    auto body = [st]() { return lookup_models(st); };
     auto r = co_await asio::co_spawn(ex, std::move(body), asio::use_awaitable);
     co_return r;
 }

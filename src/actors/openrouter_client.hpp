@@ -85,6 +85,10 @@ chat_call make_chat_call(std::vector<domain::message> const& history, domain::re
 
 struct call_result {
     net::completion_result result;
+    // On failure of a streamed call: what arrived before it failed (text,
+    // usage if it came, model, generation id), so the call can be recorded
+    // with an estimated cost; nullopt when nothing was read.
+    std::optional<net::completion> partial;
     std::optional<domain::nano_usd> cost;  // usage.cost, exact (rounded to nano-dollars)
     std::string request_id;
     int attempts = 0;  // requests that reached the upstream
@@ -94,6 +98,20 @@ struct call_result {
 // Exact decimal USD text (usage.cost) in nano-dollars, rounded half up at
 // the 9th decimal; nullopt if not a non-negative plain decimal.
 std::optional<domain::nano_usd> cost_from_text(std::string_view text);
+
+// OpenRouter's record of one generation (GET /api/v1/generation?id=).
+struct generation_lookup {
+    std::optional<domain::nano_usd> total_cost;  // data.total_cost, exact; nullopt when not found or failed
+    int status = 0;                              // the HTTP status; 0 when the request failed locally
+    std::string error;                           // one line when total_cost is missing
+};
+
+// GET /api/v1/models (for refreshing the price table).
+struct models_lookup {
+    int status = 0;
+    std::string body;   // the JSON answer (at most 16 MiB)
+    std::string error;  // set: no usable answer
+};
 
 class openrouter_client {
 public:
@@ -105,6 +123,11 @@ public:
     openrouter_client& operator=(openrouter_client const&) = delete;
 
     task<call_result> complete(chat_call call);
+    // One GET of the generation record (no retries: the caller schedules
+    // its own later attempts), bounded by the connect and first-byte
+    // timeouts; the body is limited to 1 MiB.
+    task<generation_lookup> generation(std::string generation_id);
+    task<models_lookup> models();
 
     task<boost::system::result<pool_stats>> stats();
     // Closes pooled connections and stops the pool; later calls fail with

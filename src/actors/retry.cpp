@@ -55,6 +55,7 @@ task<retry_outcome> run_with_retry(domain::retry_policy policy, retry_env env, a
         out.attempts = n;
         out.requests += a.reached_upstream ? 1 : 0;
         out.result = std::move(a.result);
+        out.partial = std::move(a.partial);
         if (out.result) {
             co_return out;
         }

@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 namespace parley::actors {
@@ -37,6 +38,7 @@ struct attempt_outcome {
     net::completion_result result;
     bool token_sent = false;        // a text delta already reached the client
     bool reached_upstream = false;  // the request was written to the upstream
+    std::optional<net::completion> partial{};  // a failed stream: what it delivered before failing (for accounting)
 };
 
 struct retry_outcome {
@@ -44,6 +46,7 @@ struct retry_outcome {
     int attempts = 0;  // attempts made
     int requests = 0;  // ... whose request reached the upstream
     std::vector<std::chrono::milliseconds> waits;  // the delays waited, in order
+    std::optional<net::completion> partial{};  // the last attempt's, when it failed
 };
 
 using attempt_function = std::function<task<attempt_outcome>(int attempt)>;

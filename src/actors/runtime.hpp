@@ -380,6 +380,22 @@ protected:
         return ask_impl(std::move(m), timeout);
     }
 
+    // A tell from outside a coroutine (a timer's handler, a worker thread):
+    // a small coroutine on the actor's strand waits for mailbox space
+    // (backpressure, nothing is dropped) and gives up quietly once the actor
+    // has stopped. Never blocks.
+    template <class M>
+    void tell_later(M m) noexcept {
+        static_assert(is_message<M>, "tell_later: M is not one of this actor's messages");
+        asio::co_spawn(
+            strand_,
+            [self = this->shared_from_this(), m = std::move(m)]() mutable -> task<void> {
+                auto sent = self->tell(std::move(m));
+                co_await std::move(sent);
+            },
+            [](std::exception_ptr) {});  // tell reports its failures as values; nothing else can throw but bad_alloc
+    }
+
     // From a handler: end the actor after the current message. Later sends
     // fail; messages still queued are dropped (their askers get actor_stopped).
     void quit() noexcept {

@@ -1,10 +1,14 @@
 #include "app/chat.hpp"
 
+#include "actors/accountant.hpp"
 #include "actors/openrouter_client.hpp"
+#include "app/accounting.hpp"
+#include "app/logging.hpp"
 #include "domain/messages.hpp"
 #include "domain/money.hpp"
 
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/json/array.hpp>
@@ -16,7 +20,9 @@
 #include <algorithm>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <ctime>
+#include <random>
 #include <exception>
 #include <ostream>
 #include <stdexcept>
@@ -87,19 +93,22 @@ std::string system_prompt(std::string const& language, std::string const& user, 
     return p;
 }
 
-void use_stderr_logging(domain::log_level level) {
-    auto logger = std::make_shared<spdlog::logger>("parley", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-    logger->set_level(level == domain::log_level::trace   ? spdlog::level::trace
-                      : level == domain::log_level::debug ? spdlog::level::debug
-                                                          : spdlog::level::warn);
-    spdlog::set_default_logger(std::move(logger));
-}
 
 std::string error_code_text(net::upstream_error const& e) {
     return e.code_text.empty() ? std::to_string(e.status) : e.code_text;
 }
 
-json::object to_json(actors::call_result const& r) {
+std::string seconds_text(std::chrono::seconds s) { return std::to_string(s.count()) + " s"; }
+
+json::object usage_json(domain::usage_record const& row) {
+    return json::object{{"input_tokens", row.input_tokens},
+                        {"output_tokens", row.output_tokens},
+                        {"cached_tokens", row.cached_tokens},
+                        {"cost_usd", domain::format_usd(row.cost)},
+                        {"cost_source", domain::to_string(row.source)}};
+}
+
+json::object to_json(actors::call_result const& r, std::optional<domain::usage_record> const& row) {
     json::object o;
     if (r.result) {
         auto const& c = *r.result;
@@ -112,33 +121,47 @@ json::object to_json(actors::call_result const& r) {
         o["model"] = c.model;
         o["finish_reason"] = c.finish_reason;
         o["generation_id"] = c.generation_id;
-        o["request_id"] = r.request_id;
-        json::object usage;
-        usage["input_tokens"] = c.usage ? c.usage->prompt_tokens : 0;
-        usage["output_tokens"] = c.usage ? c.usage->completion_tokens : 0;
-        usage["cached_tokens"] = c.usage ? c.usage->cached_tokens.value_or(0) : 0;
-        if (r.cost) {
-            usage["cost_usd"] = domain::format_usd(*r.cost);
-        } else {
-            usage["cost_usd"] = nullptr;
-        }
-        o["usage"] = std::move(usage);
-        return o;
+    } else {
+        o["text"] = r.partial ? r.partial->text : "";
+        o["tool_calls"] = json::array{};
+        o["model"] = r.partial ? r.partial->model : "";
+        o["finish_reason"] = "";
+        o["generation_id"] = r.partial ? r.partial->generation_id : "";
     }
-    auto const& e = r.result.error();
-    o["text"] = "";
-    o["tool_calls"] = json::array{};
-    o["model"] = "";
-    o["finish_reason"] = "";
-    o["generation_id"] = "";
     o["request_id"] = r.request_id;
-    o["usage"] = nullptr;
-    o["error"] = json::object{{"code", error_code_text(e)},
-                              {"status", e.status},
-                              {"message", e.message},
-                              {"retryable", e.retryable},
-                              {"attempts", r.attempts}};
+    if (row) {
+        o["usage"] = usage_json(*row);
+    } else {
+        o["usage"] = nullptr;
+    }
+    if (!r.result) {
+        auto const& e = r.result.error();
+        o["error"] = json::object{{"code", error_code_text(e)},
+                                  {"status", e.status},
+                                  {"message", e.message},
+                                  {"retryable", e.retryable},
+                                  {"attempts", r.attempts}};
+    }
     return o;
+}
+
+// A refused admission, for people.
+std::string refusal_text(actors::admission_decision const& d, domain::settings const& s, std::string const& user) {
+    if (d.code == "rate_limited") {
+        return "rate limited: user '" + user + "' made " + std::to_string(s.limits.rate_per_user_per_hour) +
+               " requests in the last hour (AI_RATE_LIMIT_PER_USER); retry in " + seconds_text(d.retry_after);
+    }
+    std::string const which = d.scope == "user" ? "the daily budget of user '" + user + "' (AI_COST_LIMIT_DAILY_PER_USER)"
+                                                : "the service's daily budget (AI_COST_LIMIT_DAILY)";
+    return "budget exhausted: " + which + " has no room for this call's worst case; it resets at 00:00 UTC, in " +
+           seconds_text(d.retry_after);
+}
+
+std::string random_session_id() {
+    std::random_device rd;
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "chat-%08x%08x", rd(), rd());
+    return buf;
 }
 
 }  // namespace
@@ -200,30 +223,72 @@ int run_chat(parsed_args const& a, domain::settings const& s, std::ostream& out,
     }
 
     asio::io_context ioc{1};
-    std::unique_ptr<actors::openrouter_client> client;
+    std::shared_ptr<actors::openrouter_client> client;
     try {
-        client = std::make_unique<actors::openrouter_client>(ioc.get_executor(), actors::openrouter_options::from(s));
+        client = std::make_shared<actors::openrouter_client>(ioc.get_executor(), actors::openrouter_options::from(s));
     } catch (std::exception const& e) {
         err << "parley chat: " << e.what() << "\n";
         return 2;
     }
 
+    actors::call_identity who;
+    who.user_id = user;
+    who.permissions = perms;
+    who.session_id = random_session_id();
+    std::vector<std::string> models{s.ai.model};
+    models.insert(models.end(), s.ai.fallback_models.begin(), s.ai.fallback_models.end());
+    std::size_t const prompt_bytes = call.body.size();
+
     std::optional<actors::call_result> result;
+    std::optional<domain::usage_record> row;
+    std::optional<actors::admission_decision> refused;
+    std::string startup_failure;
+    std::string record_failure;
     bool interrupted = false;
     std::exception_ptr failure;
     asio::co_spawn(
         ioc,
         [&]() -> task<void> {
-            using namespace asio::experimental::awaitable_operators;
-            asio::signal_set signals{ioc, SIGINT, SIGTERM};
-            auto answer = client->complete(std::move(call));
-            auto signalled = signals.async_wait(asio::use_awaitable);
-            auto first = co_await (std::move(answer) || std::move(signalled));
-            if (first.index() == 0) {
-                result = std::move(std::get<0>(first));
-            } else {
-                interrupted = true;
+            app::accounting_stack stack;
+            try {
+                stack = co_await start_accounting(s, client, user);
+            } catch (startup_error const& e) {
+                startup_failure = e.what();
             }
+            if (!startup_failure.empty()) {
+                co_await client->shutdown();
+                co_return;
+            }
+            auto const worst = stack.accountant->worst_case(prompt_bytes, models, s.ai.max_tokens);
+            auto admitted = co_await stack.accountant->admit(who, worst);
+            if (admitted && admitted->admitted) {
+                // Ctrl-C cancels the call (the upstream connection is closed)
+                // and the call is still recorded, as cancelled.
+                asio::cancellation_signal cancel;
+                asio::signal_set signals{ioc, SIGINT, SIGTERM};
+                signals.async_wait([&](boost::system::error_code ec, int) {
+                    if (!ec) {
+                        interrupted = true;
+                        cancel.emit(asio::cancellation_type::terminal);
+                    }
+                });
+                auto answer = client->complete(std::move(call));
+                auto r = co_await asio::co_spawn(ioc, std::move(answer),
+                                                 asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
+                signals.cancel();
+                auto recorded = co_await stack.accountant->record(who, *admitted, s.ai.model, prompt_bytes, r);
+                if (recorded) {
+                    row = std::move(*recorded);
+                } else {
+                    record_failure = recorded.error().message();
+                }
+                result = std::move(r);
+            } else if (admitted) {
+                refused = std::move(*admitted);
+            } else {
+                record_failure = admitted.error().message();  // LCOV_EXCL_LINE: the limiter runs until shutdown
+            }
+            co_await stack.shutdown(std::chrono::seconds{5});
             co_await client->shutdown();
         },
         [&failure](std::exception_ptr e) { failure = e; });
@@ -231,17 +296,34 @@ int run_chat(parsed_args const& a, domain::settings const& s, std::ostream& out,
     if (failure) {
         std::rethrow_exception(failure);  // LCOV_EXCL_LINE: the call reports its failures as values
     }
-
+    if (!startup_failure.empty()) {
+        err << "parley chat: " << one_line(startup_failure) << "\n";
+        return 2;
+    }
+    if (refused) {
+        if (as_json) {
+            json::object o{{"text", ""}, {"usage", nullptr}};
+            o["error"] = json::object{{"code", refused->code},
+                                      {"message", refusal_text(*refused, s, user)},
+                                      {"retry_after", refused->retry_after.count()}};
+            out << json::serialize(o) << "\n";
+        }
+        err << "parley chat: " << refusal_text(*refused, s, user) << " (" << refused->code << ")\n";
+        return 1;
+    }
+    if (!record_failure.empty()) {
+        err << "parley chat: the call's usage could not be recorded: " << record_failure << "\n";
+    }
     if (interrupted) {
         if (printed) {
             out << "\n";
         }
-        err << "parley chat: interrupted\n";
+        err << "parley chat: interrupted (the call is recorded as cancelled)\n";
         return 130;
     }
     auto const& r = *result;
     if (as_json) {
-        out << json::serialize(to_json(r)) << "\n";
+        out << json::serialize(to_json(r, row)) << "\n";
     } else if (r.result) {
         if (!stream) {
             out << r.result->text;
@@ -260,6 +342,9 @@ int run_chat(parsed_args const& a, domain::settings const& s, std::ostream& out,
         auto const& e = r.result.error();
         err << "parley chat: " << one_line(e.message) << " (" << error_code_text(e) << ", " << r.attempts
             << (r.attempts == 1 ? " attempt" : " attempts") << ")\n";
+        return 1;
+    }
+    if (!record_failure.empty()) {
         return 1;
     }
     return 0;

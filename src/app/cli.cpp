@@ -1,6 +1,7 @@
 #include "app/cli.hpp"
 
 #include "app/chat.hpp"
+#include "app/db_commands.hpp"
 #include "app/logging.hpp"
 #include "app/serve.hpp"
 #include "domain/jwt.hpp"
@@ -23,11 +24,12 @@
 namespace parley::app {
 namespace {
 
-std::set<std::string, std::less<>> const commands{"serve", "token", "chat", "help", "version"};
+std::set<std::string, std::less<>> const commands{"serve", "token", "chat", "migrate", "usage", "help", "version"};
 // Flags that belong to a command rather than to the settings.
 std::set<std::string, std::less<>> const token_flags{"user", "name", "perm", "lang", "ttl"};
 // `chat` flags; --model and --language are settings flags. The first three take no value.
 std::set<std::string, std::less<>> const chat_flags{"stream", "json", "raw", "user", "perm"};
+std::set<std::string, std::less<>> const usage_flags{"by", "since", "until", "user", "json"};
 std::set<std::string, std::less<>> const boolean_flags{"stream", "json", "raw"};
 
 std::string const default_config = "conf/parley.json";
@@ -47,6 +49,12 @@ void print_help(std::ostream& out) {
            "               OPENROUTER_API_KEY, AI_MODEL): --stream (print tokens as they\n"
            "               arrive)  --json (one JSON object)  --raw (no system prompt, no tools)\n"
            "               --user ID  --perm P (repeatable)  --model M  --language es|en\n"
+           "               The call is admitted by the rate window and budgets first and\n"
+           "               recorded in the database (DATABASE_URL) with its exact cost.\n"
+           "  migrate      apply the database migrations (also done at start-up)\n"
+           "  usage        usage and cost from the database: --by day|model|user\n"
+           "               --since YYYY-MM-DD  --until YYYY-MM-DD (UTC, both included)\n"
+           "               --user ID  --json\n"
            "  help         this text\n"
            "  version      the version\n"
            "\n"
@@ -139,6 +147,7 @@ serve_options to_serve_options(domain::settings const& s) {
     o.http.max_connections = s.server.max_connections;
     o.shutdown_grace = s.server.shutdown_grace;
     o.summary = domain::loggable(s);
+    o.accounting = s;
     return o;
 }
 
@@ -189,7 +198,8 @@ parsed_args parse_args(std::vector<std::string> const& args) {
             name.resize(eq);
         }
         bool is_command_flag = (a.command == "token" && token_flags.contains(name)) ||
-                               (a.command == "chat" && chat_flags.contains(name));
+                               (a.command == "chat" && chat_flags.contains(name)) ||
+                               (a.command == "usage" && usage_flags.contains(name));
         bool is_boolean = is_command_flag && boolean_flags.contains(name);
         if (is_boolean && value) throw std::invalid_argument("option '--" + name + "' takes no value");
         if (is_boolean) value = "true";
@@ -258,6 +268,8 @@ int run_cli(std::vector<std::string> const& args, domain::env_lookup const& env,
 
     if (a.command == "token") return run_token(a, s, out, err);
     if (a.command == "chat") return run_chat(a, s, out, err);
+    if (a.command == "migrate") return run_migrate(s, out, err);
+    if (a.command == "usage") return run_usage(a, s, out, err);
 
     // serve
     if (auto missing = domain::require_for_serve(s)) {

@@ -78,4 +78,12 @@ void setup_logging(domain::log_format format, std::string_view level) {
     spdlog::set_default_logger(std::move(logger));
 }
 
+void use_stderr_logging(domain::log_level level) {
+    auto logger = std::make_shared<spdlog::logger>("parley", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+    logger->set_level(level == domain::log_level::trace   ? spdlog::level::trace
+                      : level == domain::log_level::debug ? spdlog::level::debug
+                                                          : spdlog::level::warn);
+    spdlog::set_default_logger(std::move(logger));
+}
+
 }  // namespace parley::app

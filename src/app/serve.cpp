@@ -1,5 +1,7 @@
 #include "app/serve.hpp"
 
+#include "app/accounting.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/detached.hpp>
@@ -49,6 +51,31 @@ int serve(serve_options const& options) {
     std::size_t threads = options.threads ? options.threads : std::max(1u, std::thread::hardware_concurrency());
     asio::io_context ioc{static_cast<int>(threads)};
 
+    // The accounting stack first: migrations and the usage log's replay
+    // happen before anything is served.
+    std::optional<accounting_stack> accounting;
+    if (options.accounting) {
+        bool started = false;
+        std::string failure;
+        asio::co_spawn(
+            ioc,
+            [&]() -> task<void> {
+                try {
+                    accounting = co_await start_accounting(*options.accounting, nullptr, std::nullopt);
+                } catch (startup_error const& e) {
+                    failure = e.what();
+                }
+                started = true;
+            },
+            asio::detached);
+        while (!started && ioc.run_one() != 0) {
+        }
+        if (!failure.empty()) {
+            spdlog::critical("{}", failure);
+            return 2;
+        }
+    }
+
     net::http_server server{ioc.get_executor(), options.http, route};
     try {
         server.start();
@@ -78,8 +105,11 @@ int serve(serve_options const& options) {
         }
         if (auto open = server.open_connections(); open > 0) {
             spdlog::warn("shutdown grace period over with {} connections open", open);
-            ioc.stop();
         }
+        if (accounting) {
+            co_await accounting->shutdown(std::chrono::seconds{5});
+        }
+        ioc.stop();
     }, asio::detached);
 
     std::vector<std::thread> pool;

@@ -1,5 +1,7 @@
 #include "domain/usage.hpp"
 
+#include <ostream>
+
 namespace parley::domain {
 
 std::string_view to_string(cost_source s) noexcept {
@@ -33,5 +35,8 @@ std::optional<call_status> parse_call_status(std::string_view text) noexcept {
     if (text == "cancelled") return call_status::cancelled;
     return std::nullopt;
 }
+
+std::ostream& operator<<(std::ostream& os, cost_source s) { return os << to_string(s); }
+std::ostream& operator<<(std::ostream& os, call_status s) { return os << to_string(s); }
 
 }  // namespace parley::domain

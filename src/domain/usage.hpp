@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +26,8 @@ std::string_view to_string(cost_source s) noexcept;
 std::optional<cost_source> parse_cost_source(std::string_view text) noexcept;
 std::string_view to_string(call_status s) noexcept;
 std::optional<call_status> parse_call_status(std::string_view text) noexcept;
+std::ostream& operator<<(std::ostream& os, cost_source s);
+std::ostream& operator<<(std::ostream& os, call_status s);
 
 // Column limits of ai_usage (ARCHITECTURE §6). Longer values are cut by
 // the code that builds a record (never rejected: a row is never lost).

@@ -239,8 +239,10 @@ struct cost_handler {
     static constexpr std::size_t max_key_size = std::size_t(-1);
     static constexpr std::size_t max_string_size = std::size_t(-1);
 
+    std::string_view outer = "usage";  // the root's member holding the number ...
+    std::string_view inner = "cost";   // ... and the number's key inside it
     int depth = 0;          // containers open
-    bool usage_key = false; // the last key of the root object was "usage"
+    bool usage_key = false; // the last key of the root object was `outer`
     bool in_usage = false;  // the container at depth 2 is the root's usage object
     bool cost_key = false;  // the last key of the usage object was "cost"
     std::string key;
@@ -299,9 +301,9 @@ struct cost_handler {
     bool on_key(json::string_view s, std::size_t, json::error_code&) {
         key.append(s.data(), s.size());
         if (depth == 1) {
-            usage_key = key == "usage";
+            usage_key = key == outer;
         } else if (depth == 2 && in_usage) {
-            cost_key = key == "cost";
+            cost_key = key == inner;
         }
         key.clear();
         return true;
@@ -825,9 +827,15 @@ std::optional<std::string> plain_decimal(std::string_view n) {
 }
 
 std::optional<std::string> raw_usage_cost(std::string_view json_text) {
+    return raw_member_number(json_text, "usage", "cost");
+}
+
+std::optional<std::string> raw_member_number(std::string_view json_text, std::string_view outer, std::string_view inner) {
     json::parse_options options;
     options.allow_comments = true;  // harmless leniency: the reader only passes documents it already parsed
     json::basic_parser<cost_handler> p{options};
+    p.handler().outer = outer;
+    p.handler().inner = inner;
     json::error_code ec;
     p.write_some(false, json_text.data(), json_text.size(), ec);
     if (ec || !p.handler().cost) {

@@ -203,5 +203,7 @@ std::optional<std::string> plain_decimal(std::string_view json_number);
 // a number, or a string holding one; nullopt if absent, null, anything else,
 // or if the document is not JSON.
 std::optional<std::string> raw_usage_cost(std::string_view json_text);
+// The same for <root>.<outer>.<inner> (GET /generation's data.total_cost).
+std::optional<std::string> raw_member_number(std::string_view json_text, std::string_view outer, std::string_view inner);
 
 }  // namespace parley::net

@@ -335,10 +335,12 @@ task<error_code> upstream_connection::send(outgoing_request request, std::chrono
         co_return timeout_error(b, upstream_errc::first_byte_timeout);
     }
     auto const& o = *m.options;
-    http::request<http::string_body> req{http::verb::post, request.target, 11};
+    http::request<http::string_body> req{request.get ? http::verb::get : http::verb::post, request.target, 11};
     req.set(http::field::host, o.endpoint.host_header());
     req.set(http::field::user_agent, o.user_agent);
-    req.set(http::field::content_type, "application/json");
+    if (!request.get) {
+        req.set(http::field::content_type, "application/json");
+    }
     for (auto& [name, value] : request.headers) {
         req.set(name, value);
     }

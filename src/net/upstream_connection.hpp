@@ -93,6 +93,7 @@ struct outgoing_request {
     std::string target;  // "/api/v1/chat/completions"
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
+    bool get = false;  // GET without a body (else POST of a JSON body)
 };
 
 class upstream_connection {

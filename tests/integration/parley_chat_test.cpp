@@ -68,6 +68,9 @@ struct chat_run {
         argv.insert(argv.end(), args.begin(), args.end());
         env["PARLEY_TEST_STDERR"] = (dir.path / "stderr").string();
         env.emplace("PARLEY_CONFIG", "/dev/null");  // built-in defaults, whatever the directory
+        // Its own database and usage log unless the test shares one between runs.
+        env.emplace("DATABASE_URL", "sqlite:" + (dir.path / "parley.db").string());
+        env.emplace("PARLEY_DATA_DIR", (dir.path / "var").string());
         proc = std::make_unique<child_process>("/bin/sh", argv, env);
     }
     chat_run& wait(std::chrono::milliseconds limit = 30s) {
@@ -161,6 +164,7 @@ BOOST_AUTO_TEST_CASE(json_prints_one_object) {
     BOOST_TEST(std::regex_match(cost, std::regex{R"(\d+\.\d{6})"}), cost);
     auto gen = sim.get("/api/v1/generation?id=" + std::string{o.at("generation_id").as_string()});
     BOOST_TEST(cost == format6(gen.at("data").at("total_cost").to_number<double>()));
+    BOOST_TEST(u.at("cost_source").as_string() == "provider");
     BOOST_TEST(sim.last_request().at("body").at("model").as_string() == "anthropic/claude-haiku-4.5");
 }
 
@@ -190,7 +194,9 @@ BOOST_AUTO_TEST_CASE(a_failure_exits_1_with_one_line_and_the_error_object) {
     BOOST_TEST(e.at("retryable").as_bool());
     BOOST_TEST(e.at("attempts").as_int64() == 4);
     BOOST_TEST(!e.at("message").as_string().empty());
-    BOOST_TEST(o.at("usage").is_null());
+    // Recorded all the same: nothing was generated, nothing is billed.
+    BOOST_TEST(o.at("usage").at("cost_usd").as_string() == "0.000000");
+    BOOST_TEST(o.at("usage").at("cost_source").as_string() == "pricing");
     BOOST_TEST(o.at("text").as_string().empty());
 
     auto plain = chat({"--model", "sim/fault-400", "Hola"}, env_for(sim));
@@ -277,7 +283,7 @@ BOOST_AUTO_TEST_CASE(sigint_mid_stream_closes_the_upstream_connection) {
     run.proc->signal(SIGINT);
     run.wait(5s);
     BOOST_TEST(*run.code == 130);
-    BOOST_TEST(run.err == "parley chat: interrupted\n");
+    BOOST_TEST(run.err == "parley chat: interrupted (the call is recorded as cancelled)\n");
     BOOST_TEST(run.out.ends_with("\n"));
     std::int64_t cancelled = 0;
     for (int i = 0; i < 100 && cancelled == 0; ++i) {
