@@ -51,6 +51,31 @@ void add_log_entries(actors::limiter_load& load, persistence::usage_log const& l
     }
 }
 
+// pricing.refresh: OpenRouter's /models prices for the models the table
+// does not list (configured prices win). A failure keeps the table as it is.
+task<void> add_openrouter_prices(actors::openrouter_client& client, domain::price_table& table) {
+    auto got = co_await client.models();
+    if (!got.error.empty()) {
+        spdlog::warn("pricing: OpenRouter's model prices could not be read ({}); using the configured table only",
+                     got.error);
+        co_return;
+    }
+    auto parsed = domain::parse_models_pricing(got.body);
+    if (!parsed) {
+        spdlog::warn("pricing: OpenRouter's model list is unusable ({}); using the configured table only",
+                     parsed.error());
+        co_return;
+    }
+    std::size_t added = 0;
+    for (auto const& [model, price] : parsed->table.entries()) {
+        if (!table.entries().contains(model)) {
+            table.set(model, price);
+            ++added;
+        }
+    }
+    spdlog::info("pricing: {} model prices added from OpenRouter ({} entries skipped)", added, parsed->skipped);
+}
+
 }  // namespace
 
 task<accounting_stack> start_accounting(domain::settings const& s, std::shared_ptr<actors::openrouter_client> client,
@@ -74,10 +99,7 @@ task<accounting_stack> start_accounting(domain::settings const& s, std::shared_p
     auto const d = st.db->kind();
     try {
         auto migrate = [d](soci::session& sql) { return persistence::migrate(sql, d); };
-        auto applied = co_await st.db->run(std::move(migrate));
-        for (int v : applied) {
-            spdlog::info("database: migration {} applied", v);
-        }
+        co_await st.db->run(std::move(migrate));  // logs what it applies
         st.database_reachable = true;
     } catch (persistence::database_error const& e) {
         if (!e.connection_lost()) {
@@ -131,6 +153,9 @@ task<accounting_stack> start_accounting(domain::settings const& s, std::shared_p
 
     actors::accounting_options ao;
     ao.prices = s.pricing.models;
+    if (s.pricing.refresh && client) {
+        co_await add_openrouter_prices(*client, ao.prices);
+    }
     ao.exempt_permission = s.limits.exempt_permission;
     ao.correction_delay = s.usage.correction_delay;
     ao.correction_attempts = s.usage.correction_attempts;
@@ -139,11 +164,7 @@ task<accounting_stack> start_accounting(domain::settings const& s, std::shared_p
         try {
             auto find = [d](soci::session& sql) { return persistence::estimates_to_correct(sql, d, 100); };
             auto estimates = co_await st.db->run(std::move(find));
-            if (!estimates.empty()) {
-                // Old rows: looked up without the first delay's wait... the
-                // delay still applies (OpenRouter may need it), bounded by shutdown.
-                st.accountant->correct_later(std::move(estimates));
-            }
+            st.accountant->correct_later(std::move(estimates));  // after the usual delay, bounded by shutdown
         } catch (persistence::database_error const& e) {
             spdlog::debug("database: estimated rows could not be listed: {}", e.what());
         }

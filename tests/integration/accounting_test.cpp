@@ -33,12 +33,14 @@
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <boost/test/unit_test.hpp>
+#include <soci/soci.h>
 
 #include <chrono>
 #include <map>
 #include <optional>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -452,6 +454,119 @@ BOOST_AUTO_TEST_CASE(a_stream_cut_before_its_usage_chunk_is_an_estimate_correcte
     BOOST_TEST(stored->request_id == row->request_id);
     auto const real = usd(sim.generation_cost(row->generation_id));
     BOOST_TEST(stored->cost == domain::nano_usd{domain::round_to_micros(real) * 1000});
+    db->close();
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+// ------------------------------------------------------------ the commands
+
+BOOST_AUTO_TEST_SUITE(accounting_commands)
+
+BOOST_AUTO_TEST_CASE(a_usage_without_cost_is_priced_from_the_table_exactly) {
+    sim_process sim{fast_sim()};
+    parley::test::temp_dir data;
+    auto env = install_env(sim, "sqlite:" + (data.path / "p.db").string(), data.path);
+    http_client c{"127.0.0.1", sim.port};
+    auto turn = R"({"text":"ok","usage":{"prompt_tokens":1234,"completion_tokens":567,"cost":null}})";
+    BOOST_TEST_REQUIRE(c.post("/sim/script", std::string{R"({"turns":[)"} + turn + "," + turn + "," + turn + "]}").status == 200u);
+    auto r = run_parley({"chat", "--json", "--user", "eva", "Hola"}, env);
+    BOOST_TEST_REQUIRE(*r.code == 0, r.err);
+    auto u = json::parse(r.out).at("usage").as_object();
+    BOOST_TEST(u.at("cost_usd").as_string() == "0.012207");  // 1234 x 0.000003 + 567 x 0.000015
+    BOOST_TEST(u.at("cost_source").as_string() == "pricing");
+    BOOST_TEST(u.at("input_tokens").as_int64() == 1234);
+
+    // A model the table does not list is priced at its dearest entry...
+    env["AI_MODEL"] = "openai/gpt-4o";
+    auto unknown = run_parley({"chat", "--json", "--user", "eva", "Hola"}, env);
+    BOOST_TEST_REQUIRE(*unknown.code == 0, unknown.err);
+    BOOST_TEST(json::parse(unknown.out).at("usage").at("cost_usd").as_string() == "0.012207");
+    // ...unless pricing.refresh adds OpenRouter's price for it (0.0000025 / 0.00001).
+    env["PARLEY_PRICING_REFRESH"] = "true";
+    auto refreshed = run_parley({"chat", "--json", "--user", "eva", "Hola"}, env);
+    BOOST_TEST_REQUIRE(*refreshed.code == 0, refreshed.err);
+    BOOST_TEST(json::parse(refreshed.out).at("usage").at("cost_usd").as_string() == "0.008755");
+}
+
+BOOST_AUTO_TEST_CASE(migrate_applies_once_then_reports_the_schema_up_to_date) {
+    parley::test::temp_dir data;
+    env_map env{{"DATABASE_URL", "sqlite:" + (data.path / "m.db").string()}};
+    auto first = run_parley({"migrate"}, env);
+    BOOST_TEST(*first.code == 0, first.err);
+    BOOST_TEST(first.out.find("applied migration 1") != std::string::npos, first.out);
+    BOOST_TEST(first.out.find("schema now at version 1") != std::string::npos, first.out);
+    auto again = run_parley({"migrate"}, env);
+    BOOST_TEST(*again.code == 0);
+    BOOST_TEST(again.out.find("schema up to date at version 1") != std::string::npos, again.out);
+    auto unreachable = run_parley({"migrate"}, {{"DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none"}});
+    BOOST_TEST(*unreachable.code == 1);
+    BOOST_TEST(unreachable.err.starts_with("parley migrate: "));
+    auto bad = run_parley({"migrate"}, {{"DATABASE_URL", "mysql://x"}});
+    BOOST_TEST(*bad.code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(usage_rejects_bad_arguments_with_one_line_and_exit_2) {
+    parley::test::temp_dir data;
+    env_map env{{"DATABASE_URL", "sqlite:" + (data.path / "u.db").string()}, {"PARLEY_DATA_DIR", data.path.string()}};
+    for (auto const& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+             {{"usage", "--by", "week"}, "invalid --by week"},
+             {{"usage", "--since", "2026-13-01"}, "invalid --since 2026-13-01"},
+             {{"usage", "--until", "yesterday"}, "invalid --until yesterday"},
+             {{"usage", "--since", "2026-12-02", "--until", "2026-12-01"}, "is before --since"},
+         }) {
+        auto r = run_parley(args, env);
+        BOOST_TEST(*r.code == 2);
+        BOOST_TEST(r.err.find(says) != std::string::npos, r.err);
+    }
+    auto empty = run_parley({"usage", "--json", "--since", "2026-12-01", "--until", "2026-12-01"}, env);
+    BOOST_TEST(*empty.code == 0, empty.err);
+    auto o = json::parse(empty.out).as_object();
+    BOOST_TEST(o.at("rows").as_array().empty());
+    BOOST_TEST(o.at("since").as_string() == "2026-12-01");
+    BOOST_TEST(o.at("total").at("cost_usd").as_string() == "0.000000");
+    auto unreachable = run_parley({"usage"}, {{"DATABASE_URL", "postgresql://postgres@127.0.0.1:1/none"}});
+    BOOST_TEST(*unreachable.code == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_cancelled_stream_is_recorded_as_cancelled_and_a_log_in_use_is_refused) {
+    sim_process sim{{"--latency-ms", "0", "--tokens-per-second", "10", "--answer-tokens", "100"}};
+    parley::test::temp_dir data;
+    auto const url = "sqlite:" + (data.path / "p.db").string();
+    auto env = install_env(sim, url, data.path);
+    {
+        parley::test::temp_dir io;
+        env["PARLEY_TEST_STDERR"] = (io.path / "stderr").string();
+        env["PARLEY_CONFIG"] = "/dev/null";
+        child_process chat{"/bin/sh",
+                           {"-c", R"(exec "$0" "$@" 2>"$PARLEY_TEST_STDERR")", parley::test::bin_path("parley").string(),
+                            "chat", "--stream", "--user", "fay", "Hola"},
+                           env};
+        chat.wait_for_output("Echo", 20s);
+        // While it runs, the usage log is its own: another command refuses it...
+        auto second = run_parley({"chat", "--user", "gil", "Hola"}, env);
+        BOOST_TEST(*second.code == 2);
+        BOOST_TEST(second.err.find("in use by another process") != std::string::npos, second.err);
+        // ...and a report leaves it alone.
+        auto report = run_parley({"usage", "--json"}, env);
+        BOOST_TEST(*report.code == 0);
+        BOOST_TEST(report.err.find("was not replayed") != std::string::npos, report.err);
+        chat.signal(SIGINT);
+        BOOST_TEST(chat.wait(10s).value_or(-1) == 130);
+    }
+    auto db = persistence::database::open({.url = url, .pool_size = 1});
+    auto const d = db->kind();
+    auto rows = db->run_blocking([](soci::session& sql) {
+        std::string status, source;
+        long long output = 0;
+        sql << "SELECT status, cost_source, output_tokens FROM ai_usage WHERE user_id = 'fay'", soci::into(status),
+            soci::into(source), soci::into(output);
+        return std::tuple{status, source, output};
+    });
+    BOOST_TEST(std::get<0>(rows) == "cancelled");
+    BOOST_TEST(std::get<1>(rows) == "estimate");  // cut before its usage chunk
+    BOOST_TEST(std::get<2>(rows) > 0);
+    BOOST_TEST(db->run_blocking([d](soci::session& sql) { return persistence::count_usage(sql, d, std::nullopt); }) == 1);
     db->close();
 }
 

@@ -440,6 +440,8 @@ script_parse_result parse_script(json::value const& body) {
                         auto n = count(uv, where + ".usage." + std::string{uk}, err);
                         if (!n) return fail(err);
                         *slot = n;
+                    } else if (uk == "cost" && uv.is_null()) {
+                        uo.omit_cost = true;
                     } else if (uk == "cost") {
                         std::string c = uv.is_string() ? std::string{uv.get_string()} : std::string{};
                         if (!is_plain_decimal(c)) return fail(where + ".usage.cost must be a decimal string such as \"0.0012\"");

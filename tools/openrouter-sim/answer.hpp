@@ -60,6 +60,7 @@ struct usage_override {
     std::optional<std::int64_t> cached_tokens;
     std::optional<std::int64_t> cache_write_tokens;
     std::optional<std::string> cost;  // plain decimal, printed verbatim
+    bool omit_cost = false;           // "cost": null: the usage carries no cost at all
 };
 
 struct script_turn {

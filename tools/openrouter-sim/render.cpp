@@ -35,14 +35,19 @@ std::string render_usage(usage_numbers const& u) {
     out += "{\"prompt_tokens\":" + std::to_string(u.prompt);
     out += ",\"completion_tokens\":" + std::to_string(u.completion);
     out += ",\"total_tokens\":" + std::to_string(u.prompt + u.completion);
-    out += ",\"cost\":" + u.cost;
+    if (!u.omit_cost) {
+        out += ",\"cost\":" + u.cost;
+    }
     out += ",\"is_byok\":false";
     out += ",\"prompt_tokens_details\":{\"cached_tokens\":" + std::to_string(u.cached) +
            ",\"cache_write_tokens\":" + std::to_string(u.cache_write) + ",\"audio_tokens\":0,\"video_tokens\":0}";
-    out += ",\"cost_details\":{\"upstream_inference_cost\":" + u.cost;
-    if (!u.prompt_cost.empty()) out += ",\"upstream_inference_prompt_cost\":" + u.prompt_cost;
-    if (!u.completion_cost.empty()) out += ",\"upstream_inference_completions_cost\":" + u.completion_cost;
-    out += "},\"completion_tokens_details\":{\"reasoning_tokens\":0,\"image_tokens\":0,\"audio_tokens\":0}}";
+    if (!u.omit_cost) {
+        out += ",\"cost_details\":{\"upstream_inference_cost\":" + u.cost;
+        if (!u.prompt_cost.empty()) out += ",\"upstream_inference_prompt_cost\":" + u.prompt_cost;
+        if (!u.completion_cost.empty()) out += ",\"upstream_inference_completions_cost\":" + u.completion_cost;
+        out += "}";
+    }
+    out += ",\"completion_tokens_details\":{\"reasoning_tokens\":0,\"image_tokens\":0,\"audio_tokens\":0}}";
     return out;
 }
 

@@ -27,6 +27,7 @@ struct usage_numbers {
     std::string cost = "0";               // a JSON number, printed verbatim
     std::string prompt_cost;              // empty: left out
     std::string completion_cost;
+    bool omit_cost = false;               // no cost and no cost_details (a wrapper that drops them, quirk 11)
 };
 
 std::string render_usage(usage_numbers const& u);

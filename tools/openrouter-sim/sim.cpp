@@ -184,6 +184,7 @@ bill make_bill(turn_context const& c, std::size_t emitted, bool partial) {
         b.numbers.prompt_cost = format_nano(cost.prompt_nano);
         b.numbers.completion_cost = format_nano(cost.completion_nano);
     }
+    b.numbers.omit_cost = o && o->omit_cost;
     b.json = render_usage(b.numbers);
     return b;
 }
