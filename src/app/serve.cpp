@@ -62,8 +62,8 @@ int serve(serve_options const& options) {
             [&]() -> task<void> {
                 try {
                     accounting = co_await start_accounting(*options.accounting, nullptr, std::nullopt);
-                } catch (startup_error const& e) {
-                    failure = e.what();
+                } catch (std::exception const& e) {
+                    failure = e.what();  // startup_error: one line the operator can act on
                 }
                 started = true;
             },

@@ -12,6 +12,8 @@
 #include <boost/test/unit_test.hpp>
 
 #include <csignal>
+#include <map>
+#include <memory>
 #include <sstream>
 
 namespace asio = boost::asio;
@@ -38,18 +40,24 @@ std::string http_get(unsigned short port, std::string const& path) {
 }
 
 struct parley_process {
+    std::shared_ptr<parley::test::temp_dir> data;  // its database and usage log
     child_process proc;
     unsigned short port;
     explicit parley_process(std::vector<std::string> args = {},
-                            std::map<std::string, std::optional<std::string>> env = {})
-        : proc{parley::test::bin_path("parley"), with_listen(std::move(args)), with_secret(std::move(env))},
+                            std::map<std::string, std::optional<std::string>> env = {},
+                            std::shared_ptr<parley::test::temp_dir> dir = std::make_shared<parley::test::temp_dir>())
+        : data{std::move(dir)},
+          proc{parley::test::bin_path("parley"), with_listen(std::move(args)), with_secret(std::move(env), *data)},
           port{static_cast<unsigned short>(std::stoi(proc.wait_for_output(R"(listening on http://127\.0\.0\.1:(\d+))")))} {}
 
     static std::vector<std::string> with_listen(std::vector<std::string> args) {
         args.insert(args.begin(), {"serve", "--listen", "127.0.0.1:0"});
         return args;
     }
-    static std::map<std::string, std::optional<std::string>> with_secret(std::map<std::string, std::optional<std::string>> env) {
+    static std::map<std::string, std::optional<std::string>> with_secret(std::map<std::string, std::optional<std::string>> env,
+                                                                         parley::test::temp_dir const& data) {
+        env.emplace("DATABASE_URL", "sqlite:" + (data.path / "parley.db").string());
+        env.emplace("PARLEY_DATA_DIR", (data.path / "var").string());
         env.emplace("PARLEY_JWT_SECRET", secret);
         env.emplace("PARLEY_CONFIG", parley::test::source_path("conf/parley.json").string());
         env.emplace("OPENROUTER_API_KEY", "sk-or-v1-do-not-log-me");
@@ -139,6 +147,24 @@ BOOST_AUTO_TEST_CASE(an_invalid_setting_stops_startup_with_exit_2_and_one_line) 
     auto out = proc.output();
     BOOST_TEST(out.find("AI_RATE_LIMIT_PER_USER=-5") != std::string::npos);
     BOOST_TEST(std::count(out.begin(), out.end(), '\n') == 1);
+}
+
+BOOST_AUTO_TEST_CASE(serve_migrates_the_database_at_start_up_and_owns_its_usage_log) {
+    auto data = std::make_shared<parley::test::temp_dir>();
+    parley_process p{{}, {}, data};
+    // A second server on the same data directory cannot take the usage log.
+    child_process second{parley::test::bin_path("parley"), parley_process::with_listen({}),
+                         parley_process::with_secret({}, *data)};
+    auto code = second.wait(std::chrono::seconds(15));
+    BOOST_REQUIRE(code.has_value());
+    BOOST_TEST(*code == 2);
+    BOOST_TEST(second.output().find("in use by another process") != std::string::npos, second.output());
+    p.proc.signal(SIGTERM);
+    BOOST_TEST(p.proc.wait(std::chrono::seconds(15)).value_or(-1) == 0);
+    child_process migrate{parley::test::bin_path("parley"), {"migrate"},
+                          {{"DATABASE_URL", "sqlite:" + (data->path / "parley.db").string()}}};
+    BOOST_TEST(migrate.wait(std::chrono::seconds(15)).value_or(-1) == 0);
+    BOOST_TEST(migrate.output().find("schema up to date at version 1") != std::string::npos, migrate.output());
 }
 
 BOOST_AUTO_TEST_CASE(missing_jwt_secret_stops_startup_with_exit_2) {
