@@ -18,8 +18,13 @@ namespace {
 
 std::int64_t tokens_for_bytes(std::size_t bytes) { return static_cast<std::int64_t>((bytes + 3) / 4); }
 
+// At most `max` bytes, cut at a UTF-8 character boundary (as the
+// repository cuts, so the row returned is the row stored).
 std::string cut(std::string s, std::size_t max) {
     if (s.size() > max) {
+        while (max > 0 && (static_cast<unsigned char>(s[max]) & 0xC0) == 0x80) {
+            --max;  // s[max] continues a character: cut before that character
+        }
         s.resize(max);
     }
     return s;

@@ -268,15 +268,25 @@ void usage_writer::start_refill() {
         writer_msg::refill r;
         try {
             r.entries = self->log_->read_after(after, max);
-        } catch (std::exception const& e) {  // LCOV_EXCL_LINE: the log went unreadable under us
-            spdlog::error("usage writer: reading the usage log back failed: {}", e.what());  // LCOV_EXCL_LINE
-        }
+        } catch (std::exception const& e) {  // LCOV_EXCL_START: the log went unreadable under us
+            spdlog::error("usage writer: reading the usage log back failed (retried later): {}", e.what());
+            r.read_failed = true;
+        }  // LCOV_EXCL_STOP
         self->tell_later(std::move(r));
     });
 }
 
 void usage_writer::on(writer_msg::refill& m) {
     refilling_ = false;
+    if (m.read_failed) {
+        arm_flush(options_.retry_max);  // LCOV_EXCL_LINE: see start_refill
+        return;                         // LCOV_EXCL_LINE
+    }
+    if (m.entries.empty()) {
+        // Nothing readable after what is queued (numbers a failed append
+        // gave up): there is nothing left to wait for in the log.
+        queued_through_ = std::max(queued_through_, log_->last_seq());
+    }
     for (auto& e : m.entries) {
         if (e.seq > queued_through_ && pending_.size() < options_.max_pending) {
             queued_through_ = e.seq;

@@ -85,6 +85,7 @@ struct write_done {
 };
 struct refill {
     std::vector<persistence::log_entry> entries;
+    bool read_failed = false;  // the entries could not be read: nothing may be skipped
 };
 struct flush {
     reply<void> reply_to;
