@@ -183,46 +183,10 @@ void rate_limit_and_report(std::string const& database_url) {
     BOOST_TEST(table.out.find("total") != std::string::npos);
 }
 
-}  // namespace
-
-BOOST_AUTO_TEST_SUITE(accounting)
-
-BOOST_AUTO_TEST_CASE(the_fourth_call_in_the_hour_is_rate_limited_and_three_rows_hold_exact_costs_sqlite) {
-    parley::test::temp_dir db;
-    rate_limit_and_report("sqlite:" + (db.path / "parley.db").string());
-}
-
-BOOST_AUTO_TEST_CASE(the_fourth_call_in_the_hour_is_rate_limited_and_three_rows_hold_exact_costs_postgresql) {
-    parley::test::temp_pg_database pg;
-    if (!pg.available()) {
-        BOOST_TEST_MESSAGE("skipped: PARLEY_TEST_PG_URI unset");
-        return;
-    }
-    rate_limit_and_report(pg.url());
-}
-
-BOOST_AUTO_TEST_CASE(a_call_whose_worst_case_exceeds_the_daily_budget_is_refused_before_the_upstream) {
+// SIGKILL after calls completed; the restart replays the log.
+void sigkill_after_calls(std::string const& url) {
     sim_process sim{fast_sim()};
     parley::test::temp_dir data;
-    auto env = install_env(sim, "sqlite:" + (data.path / "p.db").string(), data.path);
-    env["AI_COST_LIMIT_DAILY"] = "0.01";  // 4096 tokens at 0.000015 alone are 0.06
-    auto r = run_parley({"chat", "--json", "--user", "ana", "Hola"}, env);
-    BOOST_TEST(*r.code == 1);
-    auto err = json::parse(r.out).at("error").as_object();
-    BOOST_TEST(err.at("code").as_string() == "budget_exhausted");
-    BOOST_TEST(err.at("retry_after").as_int64() >= 1);
-    BOOST_TEST(err.at("retry_after").as_int64() <= 86400);
-    BOOST_TEST(r.err.find("AI_COST_LIMIT_DAILY") != std::string::npos);
-    BOOST_TEST(sim.get("/sim/counters").at("requests").to_number<std::int64_t>() == 0);
-    env["AI_MAX_TOKENS"] = "100";  // a worst case that fits
-    auto fits = run_parley({"chat", "--json", "--user", "ana", "Hola"}, env);
-    BOOST_TEST(*fits.code == 0, fits.err);
-}
-
-BOOST_AUTO_TEST_CASE(sigkill_after_calls_completed_loses_no_row_and_duplicates_none) {
-    sim_process sim{fast_sim()};
-    parley::test::temp_dir data;
-    auto const url = "sqlite:" + (data.path / "p.db").string();
     auto env = install_env(sim, url, data.path);
     env["PARLEY_USAGE_FLUSH_INTERVAL_MS"] = "3600000";  // the rows stay in the log...
     env["PARLEY_USAGE_BATCH_SIZE"] = "10000";           // ...until the process is gone
@@ -261,6 +225,56 @@ BOOST_AUTO_TEST_CASE(sigkill_after_calls_completed_loses_no_row_and_duplicates_n
     BOOST_TEST(again.err.find("wrote") == std::string::npos, again.err);
     BOOST_TEST(count() == calls);
     db->close();
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(accounting)
+
+BOOST_AUTO_TEST_CASE(the_fourth_call_in_the_hour_is_rate_limited_and_three_rows_hold_exact_costs_sqlite) {
+    parley::test::temp_dir db;
+    rate_limit_and_report("sqlite:" + (db.path / "parley.db").string());
+}
+
+BOOST_AUTO_TEST_CASE(the_fourth_call_in_the_hour_is_rate_limited_and_three_rows_hold_exact_costs_postgresql) {
+    parley::test::temp_pg_database pg;
+    if (!pg.available()) {
+        BOOST_TEST_MESSAGE("skipped: PARLEY_TEST_PG_URI unset");
+        return;
+    }
+    rate_limit_and_report(pg.url());
+}
+
+BOOST_AUTO_TEST_CASE(a_call_whose_worst_case_exceeds_the_daily_budget_is_refused_before_the_upstream) {
+    sim_process sim{fast_sim()};
+    parley::test::temp_dir data;
+    auto env = install_env(sim, "sqlite:" + (data.path / "p.db").string(), data.path);
+    env["AI_COST_LIMIT_DAILY"] = "0.01";  // 4096 tokens at 0.000015 alone are 0.06
+    auto r = run_parley({"chat", "--json", "--user", "ana", "Hola"}, env);
+    BOOST_TEST(*r.code == 1);
+    auto err = json::parse(r.out).at("error").as_object();
+    BOOST_TEST(err.at("code").as_string() == "budget_exhausted");
+    BOOST_TEST(err.at("retry_after").as_int64() >= 1);
+    BOOST_TEST(err.at("retry_after").as_int64() <= 86400);
+    BOOST_TEST(r.err.find("AI_COST_LIMIT_DAILY") != std::string::npos);
+    BOOST_TEST(sim.get("/sim/counters").at("requests").to_number<std::int64_t>() == 0);
+    env["AI_MAX_TOKENS"] = "100";  // a worst case that fits
+    auto fits = run_parley({"chat", "--json", "--user", "ana", "Hola"}, env);
+    BOOST_TEST(*fits.code == 0, fits.err);
+}
+
+BOOST_AUTO_TEST_CASE(sigkill_after_calls_completed_loses_no_row_and_duplicates_none_sqlite) {
+    parley::test::temp_dir db;
+    sigkill_after_calls("sqlite:" + (db.path / "p.db").string());
+}
+
+BOOST_AUTO_TEST_CASE(sigkill_after_calls_completed_loses_no_row_and_duplicates_none_postgresql) {
+    parley::test::temp_pg_database pg;
+    if (!pg.available()) {
+        BOOST_TEST_MESSAGE("skipped: PARLEY_TEST_PG_URI unset");
+        return;
+    }
+    sigkill_after_calls(pg.url());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
