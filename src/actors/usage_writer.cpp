@@ -125,20 +125,26 @@ void usage_writer::arm_sync() {
     });
 }
 
+void usage_writer::release_on_strand(std::shared_ptr<usage_writer> self) {
+    auto ex = self->get_executor();
+    asio::post(ex, [self = std::move(self)] {});
+}
+
 void usage_writer::on(writer_msg::sync_tick&) {
     sync_armed_ = false;
-    if (!dirty_ || syncing_) {
-        return;
+    if (!dirty_ || syncing_ || closing_) {
+        return;  // closing: shutdown() makes the last fdatasync itself
     }
     dirty_ = false;
     syncing_ = true;
-    asio::post(sync_pool_, [self = shared_from_this()] {
+    asio::post(sync_pool_, [self = shared_from_this()]() mutable {
         try {
             self->log_->sync();
         } catch (std::exception const& e) {  // LCOV_EXCL_LINE: a failing disk
             spdlog::error("usage writer: fdatasync of the usage log failed: {}", e.what());  // LCOV_EXCL_LINE
         }
         self->tell_later(writer_msg::sync_done{});
+        release_on_strand(std::move(self));
     });
 }
 
@@ -190,14 +196,19 @@ void usage_writer::start_write() {
     writer_msg::write_done done;
     done.count = n;
     done.last_seq = pending_[n - 1].seq;
+    auto const now = std::chrono::steady_clock::now();
+    bool const checkpoint = n == pending_.size() || now - last_checkpoint_ >= options_.checkpoint_interval;
+    if (checkpoint) {
+        last_checkpoint_ = now;
+    }
     asio::co_spawn(
         get_executor(),
-        [self = shared_from_this(), records = std::move(records), corrections = std::move(corrections),
-         done]() mutable -> task<void> {
+        [self = shared_from_this(), records = std::move(records), corrections = std::move(corrections), done,
+         checkpoint]() mutable -> task<void> {
             // A record's correction always comes after it in the log, so
             // inserting the batch's rows before its corrections is in order.
             auto work = [&records, &corrections, log = self->log_, d = self->db_->kind(), ready = self->schema_ready_,
-                         last = done.last_seq](soci::session& sql) {
+                         last = done.last_seq, checkpoint](soci::session& sql) {
                 if (!ready->load()) {
                     // A database that was down at start-up may be new: its
                     // tables are created before the first rows go in.
@@ -206,7 +217,9 @@ void usage_writer::start_write() {
                 }
                 auto const inserted = persistence::insert_usage(sql, d, records);
                 auto const corrected = persistence::apply_corrections(sql, d, corrections);
-                log->checkpoint(last);
+                if (checkpoint) {
+                    log->checkpoint(last);  // covers the batches written since the last one too
+                }
                 return std::pair{inserted, corrected};
             };
             try {
@@ -264,7 +277,7 @@ void usage_writer::start_refill() {
         return;
     }
     refilling_ = true;
-    asio::post(sync_pool_, [self = shared_from_this(), after = queued_through_, max = options_.max_pending] {
+    asio::post(sync_pool_, [self = shared_from_this(), after = queued_through_, max = options_.max_pending]() mutable {
         writer_msg::refill r;
         try {
             r.entries = self->log_->read_after(after, max);
@@ -273,6 +286,7 @@ void usage_writer::start_refill() {
             r.read_failed = true;
         }  // LCOV_EXCL_STOP
         self->tell_later(std::move(r));
+        release_on_strand(std::move(self));
     });
 }
 

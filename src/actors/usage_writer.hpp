@@ -11,12 +11,17 @@
 //
 //  * record()/correct(): one write(2) to the log on the actor's strand (a
 //    page-cache copy of a few hundred bytes), fdatasync'ed by a worker
-//    thread at most fsync_interval later (group commit). A log that cannot
+//    thread about fsync_interval later (group commit: the interval plus the
+//    fdatasync in flight, if one is; a crash of the process loses nothing
+//    once write(2) returned, only a power cut can take that window). A log that cannot
 //    be written is an error for the caller and a loud log line, never a
 //    silent drop.
 //  * Database writes and checkpoints run on the database's worker threads;
 //    one batch is in flight at a time, in sequence order, so the checkpoint
-//    never passes a row the database does not hold.
+//    never passes a row the database does not hold. The checkpoint (two
+//    fsyncs) is written at most every checkpoint_interval while rows keep
+//    coming, and always when the queue runs empty; a crash in between only
+//    replays rows the database then skips.
 //  * flush(): waits until everything logged so far is in the database
 //    (or fails at once when a write fails), for a short-lived process.
 //  * shutdown(): a last flush bounded by a timeout, a last fdatasync, stop.
@@ -47,6 +52,7 @@ struct usage_writer_options {
     std::size_t max_pending = 100'000;
     std::chrono::milliseconds retry_initial{250};   // database retry backoff, doubling...
     std::chrono::milliseconds retry_max{5'000};     // ... up to this
+    std::chrono::milliseconds checkpoint_interval{1'000};  // between checkpoints while busy
     std::size_t mailbox = 4096;
 };
 
@@ -146,6 +152,9 @@ private:
     void start_refill();
     void answer_flushers(std::optional<std::string> const& error);
     bool all_written() const;
+    // Drops a reference held by work on sync_pool_ on the actor's strand
+    // instead, so the writer is never destroyed on (and joining) that pool.
+    static void release_on_strand(std::shared_ptr<usage_writer> self);
 
     std::shared_ptr<persistence::usage_log> log_;
     std::shared_ptr<persistence::database> db_;
@@ -162,6 +171,7 @@ private:
     bool flush_armed_ = false;
     bool closing_ = false;
     std::chrono::milliseconds backoff_{0};
+    std::chrono::steady_clock::time_point last_checkpoint_{};
     std::shared_ptr<std::atomic<bool>> schema_ready_ = std::make_shared<std::atomic<bool>>(false);
     asio::steady_timer sync_timer_;
     asio::steady_timer flush_timer_;

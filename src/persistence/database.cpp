@@ -36,7 +36,9 @@ constexpr char const* sqlite_busy_timeout = "PRAGMA busy_timeout = 5000";  // fi
 constexpr char const* sqlite_journal_mode = "PRAGMA journal_mode";
 constexpr char const* sqlite_use_wal = "PRAGMA journal_mode = WAL";
 constexpr char const* sqlite_session_setup[] = {
-    "PRAGMA synchronous = NORMAL",
+    // FULL: a committed transaction survives a power cut (NORMAL could roll
+    // it back, after the usage log was checkpointed past its rows).
+    "PRAGMA synchronous = FULL",
     "PRAGMA foreign_keys = ON",  // off by default in SQLite; ai_messages cascades on it
 };
 constexpr int wal_switch_attempts = 250;  // x 20 ms: as long as busy_timeout

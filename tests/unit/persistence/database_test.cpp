@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(sqlite_creates_the_directory_uses_one_session_and_sets_its_
     });
     BOOST_TEST(p.journal == "wal");
     BOOST_TEST(p.busy == 5000);
-    BOOST_TEST(p.synchronous == 1);  // NORMAL
+    BOOST_TEST(p.synchronous == 2);  // FULL: commits survive a power cut
     BOOST_TEST(p.foreign_keys == 1);
     BOOST_TEST(std::filesystem::exists(tmp.dir() / "db" / "parley.db"));
 }
