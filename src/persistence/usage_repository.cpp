@@ -10,6 +10,8 @@
 #include <algorithm>
 #include <cstdio>
 #include <limits>
+#include <string>
+#include <vector>
 
 namespace parley::persistence {
 
@@ -267,24 +269,64 @@ std::optional<chr::system_clock::time_point> parse_iso_utc(std::string_view text
     return t;
 }
 
+namespace {
+
+constexpr std::size_t rows_per_insert = 64;  // 13 values each: 832 bound parameters a statement
+
+// "INSERT ... VALUES (...), (...) ... ON CONFLICT (request_id) DO NOTHING"
+// for `n` rows, placeholders :v<row>_<column>.
+std::string multi_row_insert_sql(std::size_t n) {
+    auto const head = insert_usage_sql.substr(0, insert_usage_sql.find(" VALUES"));
+    std::string out{head};
+    out += " VALUES ";
+    for (std::size_t i = 0; i != n; ++i) {
+        out += i == 0 ? "(" : ", (";
+        for (int c = 0; c != 13; ++c) {
+            out += c == 0 ? ":v" : ", :v";
+            out += std::to_string(i);
+            out += '_';
+            out += std::to_string(c);
+        }
+        out += ')';
+    }
+    out += " ON CONFLICT (request_id) DO NOTHING";
+    return out;
+}
+
+}  // namespace
+
 std::size_t insert_usage(soci::session& sql, dialect d, std::span<domain::usage_record const> rows) {
     if (rows.empty()) {
         return 0;
     }
+    // One statement per rows_per_insert rows, all in one transaction: a
+    // round trip per chunk instead of one per row.
     write_transaction tr{sql, d};
-    usage_binding b;
-    soci::statement st =
-        (sql.prepare << insert_usage_sql, soci::use(b.request_id, "request_id"),
-         soci::use(b.user_id, b.user_ind, "user_id"), soci::use(b.session_id, "session_id"),
-         soci::use(b.conversation_id, b.conversation_ind, "conversation_id"),
-         soci::use(b.input_tokens, "input_tokens"), soci::use(b.output_tokens, "output_tokens"),
-         soci::use(b.cached_tokens, "cached_tokens"), soci::use(b.cost_usd, "cost_usd"),
-         soci::use(b.cost_source, "cost_source"), soci::use(b.model, "model"),
-         soci::use(b.generation_id, b.generation_ind, "generation_id"), soci::use(b.status, "status"),
-         soci::use(b.created_at, "created_at"));
     std::size_t inserted = 0;
-    for (auto const& r : rows) {
-        b.assign(r);
+    std::vector<usage_binding> bindings(std::min(rows.size(), rows_per_insert));
+    for (std::size_t at = 0; at < rows.size(); at += rows_per_insert) {
+        auto const n = std::min(rows_per_insert, rows.size() - at);
+        soci::statement st{sql};
+        st.alloc();
+        st.prepare(multi_row_insert_sql(n));
+        for (std::size_t i = 0; i != n; ++i) {
+            auto& b = bindings[i];
+            b.assign(rows[at + i]);
+            st.exchange(soci::use(b.request_id));
+            st.exchange(soci::use(b.user_id, b.user_ind));
+            st.exchange(soci::use(b.session_id));
+            st.exchange(soci::use(b.conversation_id, b.conversation_ind));
+            st.exchange(soci::use(b.input_tokens));
+            st.exchange(soci::use(b.output_tokens));
+            st.exchange(soci::use(b.cached_tokens));
+            st.exchange(soci::use(b.cost_usd));
+            st.exchange(soci::use(b.cost_source));
+            st.exchange(soci::use(b.model));
+            st.exchange(soci::use(b.generation_id, b.generation_ind));
+            st.exchange(soci::use(b.status));
+            st.exchange(soci::use(b.created_at));
+        }
+        st.define_and_bind();
         st.execute(true);
         inserted += static_cast<std::size_t>(std::max(st.get_affected_rows(), 0LL));
     }

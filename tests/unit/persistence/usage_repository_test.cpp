@@ -128,6 +128,22 @@ BOOST_AUTO_TEST_CASE(a_request_id_is_stored_once) {
     });
 }
 
+BOOST_AUTO_TEST_CASE(a_batch_longer_than_one_statement_is_stored_whole_and_once) {
+    on_each_database([](database& db) {
+        std::vector<usage_record> some;
+        for (int i = 0; i != 5; ++i) some.push_back(make_record("big-" + std::to_string(i * 29), "u1", t0));
+        BOOST_TEST(insert(db, some) == 5u);
+        std::vector<usage_record> batch;  // 130 rows: three statements of up to 64 rows
+        for (int i = 0; i != 130; ++i) batch.push_back(make_record("big-" + std::to_string(i), "u1", t0));
+        BOOST_TEST(insert(db, batch) == 125u);  // the 5 already there are skipped
+        auto n = db.run_blocking([&](soci::session& sql) { return count_usage(sql, db.kind(), "u1"); });
+        BOOST_TEST(n == 130);
+        auto last = find(db, "big-129");
+        BOOST_TEST_REQUIRE(last.has_value());
+        BOOST_TEST(last->request_id == "big-129");
+    });
+}
+
 BOOST_AUTO_TEST_CASE(a_row_round_trips_with_its_nulls_time_and_cost) {
     on_each_database([](database& db) {
         auto full = make_record("full", "u1", t0 + chr::milliseconds{123}, nano_usd{12'207'000}, "m/full",
