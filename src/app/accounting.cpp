@@ -90,7 +90,7 @@ task<accounting_stack> start_accounting(domain::settings const& s, std::shared_p
     try {
         st.log = persistence::usage_log::open({.dir = usage_log_dir(s), .segment_bytes = s.usage.segment_bytes});
     } catch (persistence::usage_log_error const& e) {
-        std::string msg = std::string{"usage log: "} + e.what();
+        std::string msg = e.what();  // names the directory
         if (msg.find("in use by another process") != std::string::npos) {
             msg += " (one process owns a usage log: stop the other one, or give this one its own "
                    "PARLEY_USAGE_LOG_DIR)";
