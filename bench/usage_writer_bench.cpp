@@ -691,7 +691,7 @@ int main(int argc, char** argv) {
                 now_utc().c_str(), std::thread::hardware_concurrency(), u.release);
     std::printf("usage log and SQLite files under %s (%s)%s\n", base.c_str(), fstype.c_str(),
                 fstype == "tmpfs" ? "  WARNING: tmpfs, fdatasync costs nothing here" : "");
-    std::printf("SQLite %s (WAL, synchronous=NORMAL as the database opens it)\n", sqlite3_libversion());
+    std::printf("SQLite %s (WAL, synchronous=FULL as the database opens it)\n", sqlite3_libversion());
     if (use_pg) std::printf("%s\n", pg_text.c_str());
     else if (a.want_pg) std::printf("PostgreSQL: skipped (no --pg URL and no PARLEY_BENCH_PG_URI)\n");
     std::printf("records per run %ld; writer defaults but batch_size and fsync_interval (flush_interval 200 ms, "

@@ -295,13 +295,40 @@ std::string multi_row_insert_sql(std::size_t n) {
 
 }  // namespace
 
+// SQLite runs in-process: one prepared statement executed per row is its
+// cheapest form (a multi-row statement costs more to prepare than it saves).
+static std::size_t insert_row_by_row(soci::session& sql, std::span<domain::usage_record const> rows) {
+    usage_binding b;
+    soci::statement st =
+        (sql.prepare << insert_usage_sql, soci::use(b.request_id, "request_id"),
+         soci::use(b.user_id, b.user_ind, "user_id"), soci::use(b.session_id, "session_id"),
+         soci::use(b.conversation_id, b.conversation_ind, "conversation_id"),
+         soci::use(b.input_tokens, "input_tokens"), soci::use(b.output_tokens, "output_tokens"),
+         soci::use(b.cached_tokens, "cached_tokens"), soci::use(b.cost_usd, "cost_usd"),
+         soci::use(b.cost_source, "cost_source"), soci::use(b.model, "model"),
+         soci::use(b.generation_id, b.generation_ind, "generation_id"), soci::use(b.status, "status"),
+         soci::use(b.created_at, "created_at"));
+    std::size_t inserted = 0;
+    for (auto const& r : rows) {
+        b.assign(r);
+        st.execute(true);
+        inserted += static_cast<std::size_t>(std::max(st.get_affected_rows(), 0LL));
+    }
+    return inserted;
+}
+
 std::size_t insert_usage(soci::session& sql, dialect d, std::span<domain::usage_record const> rows) {
     if (rows.empty()) {
         return 0;
     }
-    // One statement per rows_per_insert rows, all in one transaction: a
-    // round trip per chunk instead of one per row.
     write_transaction tr{sql, d};
+    if (d == dialect::sqlite) {
+        auto const inserted = insert_row_by_row(sql, rows);
+        tr.commit();
+        return inserted;
+    }
+    // PostgreSQL: one statement per rows_per_insert rows, all in one
+    // transaction: a round trip per chunk instead of one per row.
     std::size_t inserted = 0;
     std::vector<usage_binding> bindings(std::min(rows.size(), rows_per_insert));
     for (std::size_t at = 0; at < rows.size(); at += rows_per_insert) {
