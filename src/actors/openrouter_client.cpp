@@ -279,6 +279,11 @@ task<attempt_outcome> attempt_once(state_ptr st, std::shared_ptr<call_context> c
             auto piece = co_await conn->read_body(o.chunk_gap_timeout, ctx->deadline);
             if (!piece) {
                 out.result = failed(io_failure(piece.error(), phase::exchange, ep));
+                // The 200 came: OpenRouter bills a non-streamed request in
+                // full even when it is cut, so accounting gets what it can
+                // (the generation id, to look the cost up).
+                out.partial.emplace();
+                out.partial->generation_id = generation_header;
                 co_return out;
             }
             if (piece->empty()) {

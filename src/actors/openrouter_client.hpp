@@ -85,9 +85,10 @@ chat_call make_chat_call(std::vector<domain::message> const& history, domain::re
 
 struct call_result {
     net::completion_result result;
-    // On failure of a streamed call: what arrived before it failed (text,
-    // usage if it came, model, generation id), so the call can be recorded
-    // with an estimated cost; nullopt when nothing was read.
+    // On failure after a 200: what arrived before it failed (a stream's
+    // text, usage if it came, model, generation id; a non-streamed answer's
+    // generation id from X-Generation-Id), so the call can be recorded with
+    // an estimated cost and corrected later; nullopt when no 200 came.
     std::optional<net::completion> partial;
     std::optional<domain::nano_usd> cost;  // usage.cost, exact (rounded to nano-dollars)
     std::string request_id;

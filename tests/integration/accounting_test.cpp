@@ -584,4 +584,42 @@ BOOST_AUTO_TEST_CASE(a_cancelled_stream_is_recorded_as_cancelled_and_a_log_in_us
     db->close();
 }
 
+BOOST_AUTO_TEST_CASE(a_cancelled_non_streamed_call_is_an_estimate_with_its_generation_id) {
+    // OpenRouter bills a non-streamed request in full even when the client
+    // goes away: the row keeps the generation id, for the cost lookup.
+    sim_process sim{{"--latency-ms", "20000", "--tokens-per-second", "0", "--answer-tokens", "6"}};
+    parley::test::temp_dir data;
+    auto const url = "sqlite:" + (data.path / "p.db").string();
+    auto env = install_env(sim, url, data.path);
+    {
+        parley::test::temp_dir io;
+        env["PARLEY_TEST_STDERR"] = (io.path / "stderr").string();
+        env["PARLEY_CONFIG"] = "/dev/null";
+        child_process chat{"/bin/sh",
+                           {"-c", R"(exec "$0" "$@" 2>"$PARLEY_TEST_STDERR")", parley::test::bin_path("parley").string(),
+                            "chat", "--user", "hal", "Hola"},
+                           env};
+        for (int i = 0; i != 200 && sim.get("/sim/counters").at("active").to_number<std::int64_t>() == 0; ++i) {
+            std::this_thread::sleep_for(20ms);
+        }
+        std::this_thread::sleep_for(300ms);  // the 200 and its first padding are out
+        chat.signal(SIGINT);
+        BOOST_TEST(chat.wait(10s).value_or(-1) == 130);
+    }
+    auto db = persistence::database::open({.url = url, .pool_size = 1});
+    auto row = db->run_blocking([](soci::session& sql) {
+        std::string status, source, generation;
+        long long input = 0;
+        soci::indicator gen_ind = soci::i_ok;
+        sql << "SELECT status, cost_source, generation_id, input_tokens FROM ai_usage WHERE user_id = 'hal'",
+            soci::into(status), soci::into(source), soci::into(generation, gen_ind), soci::into(input);
+        return std::tuple{status, source, gen_ind == soci::i_ok ? generation : std::string{}, input};
+    });
+    BOOST_TEST(std::get<0>(row) == "cancelled");
+    BOOST_TEST(std::get<1>(row) == "estimate");
+    BOOST_TEST(std::get<2>(row).starts_with("gen-"));
+    BOOST_TEST(std::get<3>(row) > 0);  // the prompt was sent: bytes / 4
+    db->close();
+}
+
 BOOST_AUTO_TEST_SUITE_END()
