@@ -274,7 +274,7 @@ namespace {
 constexpr std::size_t rows_per_insert = 64;  // 13 values each: 832 bound parameters a statement
 
 // "INSERT ... VALUES (...), (...) ... ON CONFLICT (request_id) DO NOTHING"
-// for `n` rows, placeholders :v<row>_<column>.
+// for `n` rows, each value bound by name as :v<row>_<column> (SQL bind parameters).
 std::string multi_row_insert_sql(std::size_t n) {
     auto const head = insert_usage_sql.substr(0, insert_usage_sql.find(" VALUES"));
     std::string out{head};
