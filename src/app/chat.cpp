@@ -2,7 +2,9 @@
 
 #include "actors/accountant.hpp"
 #include "actors/openrouter_client.hpp"
+#include "actors/session.hpp"
 #include "app/accounting.hpp"
+#include "app/assistant.hpp"
 #include "app/logging.hpp"
 #include "domain/messages.hpp"
 #include "domain/money.hpp"
@@ -10,9 +12,11 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/json/array.hpp>
 #include <boost/json/object.hpp>
+#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -61,38 +65,6 @@ std::string one_line(std::string s) {
     std::replace(s.begin(), s.end(), '\r', ' ');
     return s;
 }
-
-std::string today_utc() {
-    auto const t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[16];
-    std::strftime(buf, sizeof buf, "%Y-%m-%d", &tm);
-    return buf;
-}
-
-// The system prompt of a terminal turn (ARCHITECTURE §5 step 2: role,
-// language, the user and their permissions, today's date).
-std::string system_prompt(std::string const& language, std::string const& user, std::vector<std::string> const& perms) {
-    bool const es = language == "es";
-    std::string p = es ? "Eres Parley, un asistente útil. Responde en español, de forma clara y concisa."
-                       : "You are Parley, a helpful assistant. Answer in English, clearly and concisely.";
-    if (!user.empty()) {
-        p += es ? " Usuario: " : " User: ";
-        p += user;
-        p += '.';
-    }
-    if (!perms.empty()) {
-        p += es ? " Permisos: " : " Permissions: ";
-        p += joined(perms);
-        p += '.';
-    }
-    p += es ? " Fecha de hoy: " : " Today's date: ";
-    p += today_utc();
-    p += '.';
-    return p;
-}
-
 
 std::string error_code_text(net::upstream_error const& e) {
     return e.code_text.empty() ? std::to_string(e.status) : e.code_text;
@@ -164,43 +136,25 @@ std::string random_session_id() {
     return buf;
 }
 
-}  // namespace
 
-int run_chat(parsed_args const& a, domain::settings const& s, std::ostream& out, std::ostream& err) {
-    std::string const text = joined(a.positional);
-    if (blank(text)) {
-        err << "parley chat: the message TEXT is required (parley chat [--stream] [--json] [--raw] TEXT)\n";
-        return 2;
-    }
-    if (!s.openrouter.api_key || s.openrouter.api_key->empty()) {
-        err << "parley chat: OPENROUTER_API_KEY is not set; set it to call " << s.openrouter.base_url << "\n";
-        return 2;
-    }
-    bool const stream = has_flag(a, "stream");
-    bool const as_json = has_flag(a, "json");
-    bool const raw = has_flag(a, "raw");
+struct chat_args {
+    std::string text;
+    bool stream = false;
+    bool as_json = false;
     std::string user;
     std::vector<std::string> perms;
-    for (auto const& [k, v] : a.command_flags) {
-        if (k == "user") {
-            user = v;
-        } else if (k == "perm") {
-            if (v.empty()) {
-                err << "parley chat: invalid --perm: a permission name cannot be empty\n";
-                return 2;
-            }
-            perms.push_back(v);
-        }
-    }
-    use_stderr_logging(s.log.level);
+    json::object context;
+    std::optional<std::string> conversation;
+};
 
+// --raw: the text alone as one upstream call (no system prompt, no tools).
+int run_raw_chat(chat_args const& ca, domain::settings const& s, std::ostream& out, std::ostream& err) {
+    auto const& text = ca.text;
+    bool const stream = ca.stream;
+    bool const as_json = ca.as_json;
+    auto const& user = ca.user;
+    auto const& perms = ca.perms;
     std::vector<domain::message> history;
-    if (!raw) {
-        domain::message sys;
-        sys.r = domain::role::system;
-        sys.content = system_prompt(s.language, user, perms);
-        history.push_back(std::move(sys));
-    }
     domain::message turn;
     turn.r = domain::role::user;
     turn.content = text;
@@ -348,6 +302,216 @@ int run_chat(parsed_args const& a, domain::settings const& s, std::ostream& out,
         return 1;
     }
     return 0;
+}
+
+// The frames of one turn, for the terminal.
+struct turn_printer {
+    std::ostream& out;
+    std::ostream& err;
+    bool stream = false;
+    bool as_json = false;
+    bool printed = false;  // deltas reached stdout
+    std::optional<json::object> last;  // the done or error frame
+    json::array tools;
+
+    void operator()(json::object f) {
+        auto const type = f.at("type").as_string();
+        if (type == "delta") {
+            if (stream && !as_json) {
+                out << f.at("text").as_string().c_str();
+                out.flush();
+                printed = true;
+            }
+        } else if (type == "tool") {
+            if (f.at("status").as_string() != "started") {
+                tools.push_back(json::object{{"name", f.at("name")}, {"status", f.at("status")}});
+            }
+            if (!as_json) {
+                err << "[tool] " << f.at("name").as_string().c_str() << " " << f.at("status").as_string().c_str()
+                    << "\n";
+            }
+        } else {
+            last = std::move(f);
+        }
+    }
+};
+
+int run_session_chat(chat_args const& ca, domain::settings const& s, std::ostream& out, std::ostream& err) {
+    assistant_files files;
+    try {
+        files = load_assistant_files(s);
+    } catch (startup_error const& e) {
+        err << "parley chat: " << one_line(e.what()) << "\n";
+        return 2;
+    }
+    asio::io_context ioc{1};
+    std::shared_ptr<actors::openrouter_client> client;
+    try {
+        client = std::make_shared<actors::openrouter_client>(ioc.get_executor(), actors::openrouter_options::from(s));
+    } catch (std::exception const& e) {
+        err << "parley chat: " << e.what() << "\n";
+        return 2;
+    }
+    auto const lang = domain::parse_language(s.language).value_or(domain::language::es);
+    turn_printer printer{out, err, ca.stream, ca.as_json};
+    std::string startup_failure;
+    std::string open_failure;
+    std::string conversation_id;
+    bool interrupted = false;
+    std::exception_ptr failure;
+    asio::co_spawn(
+        ioc,
+        [&]() -> task<void> {
+            app::accounting_stack stack;
+            try {
+                stack = co_await start_accounting(s, client, ca.user);
+            } catch (startup_error const& e) {
+                startup_failure = e.what();
+            }
+            if (!startup_failure.empty()) {
+                co_await client->shutdown();
+                co_return;
+            }
+            auto assistant = start_assistant(ioc.get_executor(), s, std::move(files), client, stack);
+            actors::session_options so;
+            so.user.id = ca.user;
+            so.user.name = ca.user;
+            so.user.permissions = ca.perms;
+            so.lang = lang;
+            so.resume = ca.conversation;
+            so.sink = [&printer](json::object f) { printer(std::move(f)); };
+            auto opened = co_await actors::open_session(ioc.get_executor(), assistant.services, std::move(so));
+            if (opened.session) {
+                auto session = opened.session;
+                // Ctrl-C cancels the turn (the upstream connection is closed)
+                // and its calls are still recorded, as cancelled.
+                asio::signal_set signals{ioc, SIGINT, SIGTERM};
+                signals.async_wait([&](boost::system::error_code ec, int) {
+                    if (!ec) {
+                        interrupted = true;
+                        asio::co_spawn(ioc, session->cancel(), asio::detached);
+                    }
+                });
+                actors::turn_request rq;
+                rq.id = "t1";
+                rq.text = ca.text;
+                rq.context = ca.context;
+                rq.stream = ca.stream;
+                co_await session->send(std::move(rq));
+                co_await session->idle();
+                signals.cancel();
+                auto info = co_await session->info();
+                if (info) {
+                    conversation_id = info->conversation_id;
+                }
+                co_await session->shutdown(true);
+            } else {
+                open_failure = opened.error_code;
+            }
+            co_await assistant.shutdown();
+            co_await stack.shutdown(std::chrono::seconds{5});
+            co_await client->shutdown();
+        },
+        [&failure](std::exception_ptr e) { failure = e; });
+    ioc.run();
+    if (failure) {
+        std::rethrow_exception(failure);  // LCOV_EXCL_LINE: the turn reports its failures as frames
+    }
+    if (!startup_failure.empty()) {
+        err << "parley chat: " << one_line(startup_failure) << "\n";
+        return 2;
+    }
+    if (!open_failure.empty()) {
+        err << "parley chat: " << domain::render(lang, open_failure) << " (" << open_failure << ")\n";
+        return 1;
+    }
+    if (printer.printed) {
+        out << "\n";  // end the streamed line
+    }
+    auto const& f = *printer.last;  // every accepted turn ends with done or error
+    bool const ok = f.at("type").as_string() == "done";
+    if (ca.as_json) {
+        json::object o;
+        if (ok) {
+            o["text"] = f.at("text");
+            o["model"] = f.at("model");
+            o["fallback"] = f.at("fallback");
+        } else {
+            o["text"] = "";
+            json::object e{{"code", f.at("code")}, {"message", f.at("message")}};
+            if (auto const* ra = f.if_contains("retry_after")) {
+                e["retry_after"] = *ra;
+            }
+            o["error"] = std::move(e);
+        }
+        o["usage"] = f.contains("usage") ? f.at("usage") : json::value(nullptr);
+        o["tools"] = std::move(printer.tools);
+        o["conversation_id"] = conversation_id;
+        out << json::serialize(o) << "\n";
+    } else if (ok && !ca.stream) {
+        out << f.at("text").as_string().c_str() << "\n";
+    }
+    out.flush();
+    if (ok && f.at("fallback").as_bool()) {
+        err << "parley chat: the AI is unavailable; this is a fallback answer\n";
+    }
+    if (interrupted && !ok) {
+        err << "parley chat: interrupted (the call is recorded as cancelled)\n";
+        return 130;
+    }
+    if (!ok) {
+        err << "parley chat: " << f.at("message").as_string().c_str() << " (" << f.at("code").as_string().c_str()
+            << ")\n";
+        return 1;
+    }
+    return 0;
+}
+
+}  // namespace
+
+int run_chat(parsed_args const& a, domain::settings const& s, std::ostream& out, std::ostream& err) {
+    chat_args ca;
+    ca.text = joined(a.positional);
+    if (blank(ca.text)) {
+        err << "parley chat: the message TEXT is required (parley chat [--stream] [--json] [--raw] TEXT)\n";
+        return 2;
+    }
+    if (!s.openrouter.api_key || s.openrouter.api_key->empty()) {
+        err << "parley chat: OPENROUTER_API_KEY is not set; set it to call " << s.openrouter.base_url << "\n";
+        return 2;
+    }
+    ca.stream = has_flag(a, "stream");
+    ca.as_json = has_flag(a, "json");
+    for (auto const& [k, v] : a.command_flags) {
+        if (k == "user") {
+            ca.user = v;
+        } else if (k == "perm") {
+            if (v.empty()) {
+                err << "parley chat: invalid --perm: a permission name cannot be empty\n";
+                return 2;
+            }
+            ca.perms.push_back(v);
+        } else if (k == "context") {
+            boost::system::error_code ec;
+            auto v2 = json::parse(v, ec);
+            if (ec || !v2.is_object()) {
+                err << "parley chat: invalid --context: expected a JSON object\n";
+                return 2;
+            }
+            ca.context = std::move(v2.as_object());
+        } else if (k == "conversation") {
+            ca.conversation = v;
+        }
+    }
+    if (ca.conversation && ca.user.empty()) {
+        err << "parley chat: --conversation needs --user (a conversation is resumed by its owner)\n";
+        return 2;
+    }
+    use_stderr_logging(s.log.level);
+    if (has_flag(a, "raw")) {
+        return run_raw_chat(ca, s, out, err);
+    }
+    return run_session_chat(ca, s, out, err);
 }
 
 }  // namespace parley::app

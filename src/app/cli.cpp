@@ -28,7 +28,7 @@ std::set<std::string, std::less<>> const commands{"serve", "token", "chat", "mig
 // Flags that belong to a command rather than to the settings.
 std::set<std::string, std::less<>> const token_flags{"user", "name", "perm", "lang", "ttl"};
 // `chat` flags; --model and --language are settings flags. The first three take no value.
-std::set<std::string, std::less<>> const chat_flags{"stream", "json", "raw", "user", "perm"};
+std::set<std::string, std::less<>> const chat_flags{"stream", "json", "raw", "user", "perm", "context", "conversation"};
 std::set<std::string, std::less<>> const usage_flags{"by", "since", "until", "user", "json"};
 std::set<std::string, std::less<>> const boolean_flags{"stream", "json", "raw"};
 

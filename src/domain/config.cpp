@@ -930,6 +930,31 @@ std::vector<descriptor> build_table() {
     t.push_back(make({"tools.max_rounds", "PARLEY_TOOLS_MAX_ROUNDS", "--tools-max-rounds",
                       "most tool-calling rounds in one turn"},
                      PARLEY_FIELD(tools.max_rounds), whole<int>(1, 20)));
+    t.push_back(make({"tools.file", "PARLEY_TOOLS_FILE", "--tools-file", "tool registry (JSON); empty: no tools"},
+                     PARLEY_FIELD(tools.file),
+                     text_if("a file path, or empty", [](std::string_view s) { return !has_control(s); })));
+    t.push_back(make({"assistant.prompts_dir", "PARLEY_PROMPTS_DIR", "--prompts-dir",
+                      "directory of the system prompt templates system.es.txt and system.en.txt"},
+                     PARLEY_FIELD(assistant.prompts_dir), text_if("a directory path", non_empty_path)));
+    t.push_back(make({"assistant.fallbacks_file", "PARLEY_FALLBACKS_FILE", "--fallbacks-file",
+                      "fallback answers (JSON) served when the AI is unavailable; empty: none"},
+                     PARLEY_FIELD(assistant.fallbacks_file),
+                     text_if("a file path, or empty", [](std::string_view s) { return !has_control(s); })));
+    t.push_back(make({"assistant.history_tokens", "PARLEY_HISTORY_TOKENS", "--history-tokens",
+                      "estimated tokens of conversation history sent with a turn (oldest turns dropped first)"},
+                     PARLEY_FIELD(assistant.history_tokens), whole<std::size_t>(100, 1'000'000, "tokens")));
+    t.push_back(make({"assistant.max_message_chars", "PARLEY_MAX_MESSAGE_CHARS", "--max-message-chars",
+                      "longest user message in characters"},
+                     PARLEY_FIELD(assistant.max_message_chars), whole<std::size_t>(1, 1'000'000, "characters")));
+    t.push_back(make({"assistant.max_context_bytes", "PARLEY_MAX_CONTEXT_BYTES", "--max-context-bytes",
+                      "largest context object of a turn, as JSON text"},
+                     PARLEY_FIELD(assistant.max_context_bytes), whole<std::size_t>(0, 1 << 20, "bytes")));
+    t.push_back(make({"circuit.failure_threshold", "PARLEY_CIRCUIT_FAILURE_THRESHOLD", "--circuit-failure-threshold",
+                      "consecutive failed upstream calls that open the circuit"},
+                     PARLEY_FIELD(circuit.failure_threshold), whole<int>(1, 1000)));
+    t.push_back(make({"circuit.open_ms", "PARLEY_CIRCUIT_OPEN_MS", "--circuit-open-ms",
+                      "milliseconds an open circuit skips the upstream before one probe"},
+                     PARLEY_FIELD(circuit.open_for), whole<ms>(0, max_ms, "milliseconds")));
     t.push_back(make({"data_dir", "PARLEY_DATA_DIR", "--data-dir", "directory for the spool and other state"},
                      PARLEY_FIELD(data_dir), text_if("a directory path", non_empty_path)));
     return t;

@@ -144,8 +144,26 @@ struct settings {
 
     struct tools_settings {
         int max_rounds = 5;
+        std::string file = "conf/tools.json";  // the tool registry; empty: no tools
         bool operator==(tools_settings const&) const = default;
     } tools;
+
+    // The assistant's turn (issue #5): prompts, fallbacks, history, input limits.
+    struct assistant_settings {
+        std::string prompts_dir = "conf/prompts";           // system.es.txt and system.en.txt
+        std::string fallbacks_file = "conf/fallbacks.json";  // empty: no fallback answers
+        std::size_t history_tokens = 8'000;   // estimated tokens of history sent with a turn
+        std::size_t max_message_chars = 8'000;  // longest user message, in characters
+        std::size_t max_context_bytes = 16'384;  // largest `context` object, as JSON text
+        bool operator==(assistant_settings const&) const = default;
+    } assistant;
+
+    // The upstream circuit breaker.
+    struct circuit_settings {
+        int failure_threshold = 5;                   // consecutive failed calls that open it
+        std::chrono::milliseconds open_for{30'000};  // how long it stays open before a probe
+        bool operator==(circuit_settings const&) const = default;
+    } circuit;
 
     std::string data_dir = "var";
 
