@@ -131,7 +131,7 @@ void rate_limit_and_report(std::string const& database_url) {
     domain::nano_usd sum;
     std::vector<std::string> generation_ids;
     for (int i = 0; i != 3; ++i) {
-        auto r = run_parley({"chat", "--json", "--user", "ana", i == 1 ? "--stream" : "--json", "Hola"}, env);
+        auto r = run_parley({"chat", "--raw", "--json", "--user", "ana", i == 1 ? "--stream" : "--json", "Hola"}, env);
         BOOST_TEST_REQUIRE(*r.code == 0, r.err);
         BOOST_TEST_REQUIRE(r.out.starts_with("{"), r.out);
         auto o = json::parse(r.out).as_object();
@@ -144,7 +144,7 @@ void rate_limit_and_report(std::string const& database_url) {
         sum += usd(u.at("cost_usd").as_string());
         generation_ids.push_back(id);
     }
-    auto fourth = run_parley({"chat", "--json", "--user", "ana", "Hola"}, env);
+    auto fourth = run_parley({"chat", "--raw", "--json", "--user", "ana", "Hola"}, env);
     BOOST_TEST(*fourth.code == 1);
     auto err = json::parse(fourth.out).at("error").as_object();
     BOOST_TEST(err.at("code").as_string() == "rate_limited");
@@ -156,7 +156,7 @@ void rate_limit_and_report(std::string const& database_url) {
     BOOST_TEST(sim.get("/sim/counters").at("requests").to_number<std::int64_t>() == 3);  // never sent upstream
 
     // Another user is not limited by ana's calls.
-    auto other = run_parley({"chat", "--json", "--user", "bea", "Hola"}, env);
+    auto other = run_parley({"chat", "--raw", "--json", "--user", "bea", "Hola"}, env);
     BOOST_TEST(*other.code == 0, other.err);
 
     auto report = run_parley({"usage", "--json", "--by", "user", "--user", "ana"}, env);
@@ -250,7 +250,7 @@ BOOST_AUTO_TEST_CASE(a_call_whose_worst_case_exceeds_the_daily_budget_is_refused
     parley::test::temp_dir data;
     auto env = install_env(sim, "sqlite:" + (data.path / "p.db").string(), data.path);
     env["AI_COST_LIMIT_DAILY"] = "0.01";  // 4096 tokens at 0.000015 alone are 0.06
-    auto r = run_parley({"chat", "--json", "--user", "ana", "Hola"}, env);
+    auto r = run_parley({"chat", "--raw", "--json", "--user", "ana", "Hola"}, env);
     BOOST_TEST(*r.code == 1);
     auto err = json::parse(r.out).at("error").as_object();
     BOOST_TEST(err.at("code").as_string() == "budget_exhausted");
@@ -259,7 +259,7 @@ BOOST_AUTO_TEST_CASE(a_call_whose_worst_case_exceeds_the_daily_budget_is_refused
     BOOST_TEST(r.err.find("AI_COST_LIMIT_DAILY") != std::string::npos);
     BOOST_TEST(sim.get("/sim/counters").at("requests").to_number<std::int64_t>() == 0);
     env["AI_MAX_TOKENS"] = "100";  // a worst case that fits
-    auto fits = run_parley({"chat", "--json", "--user", "ana", "Hola"}, env);
+    auto fits = run_parley({"chat", "--raw", "--json", "--user", "ana", "Hola"}, env);
     BOOST_TEST(*fits.code == 0, fits.err);
 }
 
@@ -484,7 +484,7 @@ BOOST_AUTO_TEST_CASE(a_usage_without_cost_is_priced_from_the_table_exactly) {
     http_client c{"127.0.0.1", sim.port};
     auto turn = R"({"text":"ok","usage":{"prompt_tokens":1234,"completion_tokens":567,"cost":null}})";
     BOOST_TEST_REQUIRE(c.post("/sim/script", std::string{R"({"turns":[)"} + turn + "," + turn + "," + turn + "]}").status == 200u);
-    auto r = run_parley({"chat", "--json", "--user", "eva", "Hola"}, env);
+    auto r = run_parley({"chat", "--raw", "--json", "--user", "eva", "Hola"}, env);
     BOOST_TEST_REQUIRE(*r.code == 0, r.err);
     auto u = json::parse(r.out).at("usage").as_object();
     BOOST_TEST(u.at("cost_usd").as_string() == "0.012207");  // 1234 x 0.000003 + 567 x 0.000015
@@ -493,12 +493,12 @@ BOOST_AUTO_TEST_CASE(a_usage_without_cost_is_priced_from_the_table_exactly) {
 
     // A model the table does not list is priced at its dearest entry...
     env["AI_MODEL"] = "openai/gpt-4o";
-    auto unknown = run_parley({"chat", "--json", "--user", "eva", "Hola"}, env);
+    auto unknown = run_parley({"chat", "--raw", "--json", "--user", "eva", "Hola"}, env);
     BOOST_TEST_REQUIRE(*unknown.code == 0, unknown.err);
     BOOST_TEST(json::parse(unknown.out).at("usage").at("cost_usd").as_string() == "0.012207");
     // ...unless pricing.refresh adds OpenRouter's price for it (0.0000025 / 0.00001).
     env["PARLEY_PRICING_REFRESH"] = "true";
-    auto refreshed = run_parley({"chat", "--json", "--user", "eva", "Hola"}, env);
+    auto refreshed = run_parley({"chat", "--raw", "--json", "--user", "eva", "Hola"}, env);
     BOOST_TEST_REQUIRE(*refreshed.code == 0, refreshed.err);
     BOOST_TEST(json::parse(refreshed.out).at("usage").at("cost_usd").as_string() == "0.008755");
 }

@@ -146,7 +146,7 @@ BOOST_AUTO_TEST_CASE(plain_prints_the_answer) {
 /// and the exact cost with 6 decimals (the simulator's own figure).
 BOOST_AUTO_TEST_CASE(json_prints_one_object) {
     sim_process sim{fast_sim()};
-    chat_run run{{"--json", "--model", "anthropic/claude-haiku-4.5", "Hola"}, env_for(sim)};
+    chat_run run{{"--raw", "--json", "--model", "anthropic/claude-haiku-4.5", "Hola"}, env_for(sim)};
     auto& r = run.wait();
     BOOST_TEST(*r.code == 0);
     BOOST_TEST(lines(r.out) == 1);
@@ -182,7 +182,7 @@ BOOST_AUTO_TEST_CASE(stream_and_json_print_only_the_object) {
 /// (code, message, retryable, attempts = requests that reached the upstream).
 BOOST_AUTO_TEST_CASE(a_failure_exits_1_with_one_line_and_the_error_object) {
     sim_process sim{fast_sim()};
-    auto r = chat({"--json", "--model", "sim/fault-502", "Hola"}, env_for(sim));
+    auto r = chat({"--raw", "--json", "--model", "sim/fault-502", "Hola"}, env_for(sim));
     BOOST_TEST(*r->code == 1);
     BOOST_TEST(lines(r->err) == 1);
     BOOST_TEST(r->err.starts_with("parley chat: "));
@@ -199,7 +199,7 @@ BOOST_AUTO_TEST_CASE(a_failure_exits_1_with_one_line_and_the_error_object) {
     BOOST_TEST(o.at("usage").at("cost_source").as_string() == "pricing");
     BOOST_TEST(o.at("text").as_string().empty());
 
-    auto plain = chat({"--model", "sim/fault-400", "Hola"}, env_for(sim));
+    auto plain = chat({"--raw", "--model", "sim/fault-400", "Hola"}, env_for(sim));
     BOOST_TEST(*plain->code == 1);
     BOOST_TEST(plain->out.empty());
     BOOST_TEST(plain->err.find("(400, 1 attempt)") != std::string::npos);
@@ -208,7 +208,7 @@ BOOST_AUTO_TEST_CASE(a_failure_exits_1_with_one_line_and_the_error_object) {
 /// A wrong key is a 401: one attempt, never retried.
 BOOST_AUTO_TEST_CASE(a_wrong_key_is_one_attempt) {
     sim_process sim{{"--latency-ms", "0", "--api-key", "the-right-key"}};
-    auto r = chat({"--json", "Hola"}, env_for(sim));
+    auto r = chat({"--raw", "--json", "Hola"}, env_for(sim));
     BOOST_TEST(*r->code == 1);
     auto e = json::parse(r->out).at("error").as_object();
     BOOST_TEST(e.at("status").as_int64() == 401);
@@ -221,7 +221,7 @@ BOOST_AUTO_TEST_CASE(a_wrong_key_is_one_attempt) {
 /// reported, no retry.
 BOOST_AUTO_TEST_CASE(a_mid_stream_failure_ends_the_line_and_fails) {
     sim_process sim{fast_sim()};
-    auto r = chat({"--stream", "--model", "sim/fault-mid-stream-error", "Hola"}, env_for(sim));
+    auto r = chat({"--raw", "--stream", "--model", "sim/fault-mid-stream-error", "Hola"}, env_for(sim));
     BOOST_TEST(*r->code == 1);
     BOOST_TEST(r->out.starts_with("Echo: Hola"));
     BOOST_TEST(r->out.ends_with("\n"));
@@ -244,13 +244,13 @@ BOOST_AUTO_TEST_CASE(raw_sends_only_the_text) {
     auto const system = json::serialize(messages[0].at("content"));
     BOOST_TEST(system.find("español") != std::string::npos);
     BOOST_TEST(system.find("u-42") != std::string::npos);
-    BOOST_TEST(system.find("weather time") != std::string::npos);
+    BOOST_TEST(system.find("weather, time") != std::string::npos);
     BOOST_TEST(body.at("user").as_string() == "u-42");
 
     BOOST_TEST(*chat({"--language", "en", "Hello"}, env_for(sim))->code == 0);
     body = sim.last_request().at("body").as_object();
     auto const english = json::serialize(body.at("messages").at(0).at("content"));
-    BOOST_TEST(english.find("Answer in English") != std::string::npos);
+    BOOST_TEST(english.find("answer in English") != std::string::npos);
 }
 
 /// Tool calls are printed (plain: one line each; JSON: the array).
@@ -262,14 +262,14 @@ BOOST_AUTO_TEST_CASE(tool_calls_are_printed) {
     auto plain = chat({"--raw", "weather"}, env_for(sim));
     BOOST_TEST(*plain->code == 0);
     BOOST_TEST(plain->out == "[tool call] get_weather {\"city\":\"Lima\"}\n");
-    auto js = chat({"--json", "weather"}, env_for(sim));
+    auto js = chat({"--raw", "--json", "weather"}, env_for(sim));
     auto calls = json::parse(js->out).at("tool_calls").as_array();
     BOOST_REQUIRE(calls.size() == 1u);
     BOOST_TEST(calls[0].at("id").as_string() == "call_9");
     BOOST_TEST(calls[0].at("name").as_string() == "get_weather");
     BOOST_TEST(json::parse(calls[0].at("arguments").as_string()) == json::parse(R"({"city":"Lima"})"));
     BOOST_TEST(json::parse(js->out).at("finish_reason").as_string() == "tool_calls");
-    auto mixed = chat({"--stream", "weather"}, env_for(sim));
+    auto mixed = chat({"--raw", "--stream", "weather"}, env_for(sim));
     BOOST_TEST(mixed->out == "Mira:\n[tool call] t2 {}\n");
 }
 
@@ -310,7 +310,7 @@ BOOST_AUTO_TEST_CASE(tls_with_the_configured_ca_file) {
     BOOST_TEST(*ok->code == 0);
     BOOST_TEST(ok->out.starts_with("Echo: seguro"));
     env.erase("PARLEY_OPENROUTER_CA_FILE");  // the system store does not know this certificate
-    auto refused = chat({"seguro"}, env);
+    auto refused = chat({"--raw", "seguro"}, env);
     BOOST_TEST(*refused->code == 1);
     BOOST_TEST(refused->err.find("tls_error") != std::string::npos);
     env["PARLEY_OPENROUTER_CA_FILE"] = (dir.path / "missing.pem").string();
@@ -335,6 +335,9 @@ BOOST_AUTO_TEST_CASE(usage_errors_exit_2) {
         {{"--perm", "", "Hola"}, env_for(sim), "--perm"},
         {{"--user"}, env_for(sim), "needs a value"},
         {{"--language", "fr", "Hola"}, env_for(sim), "language"},
+        {{"--context", "[1]", "Hola"}, env_for(sim), "--context"},
+        {{"--conversation", "c-1", "Hola"}, env_for(sim), "--conversation needs --user"},
+        {{"Hola"}, env_for(sim, {{"PARLEY_TOOLS_FILE", "/nonexistent/tools.json"}}), "tools.file"},
     };
     for (auto const& c : cases) {
         BOOST_TEST_CONTEXT(c.says) {
@@ -354,12 +357,110 @@ BOOST_AUTO_TEST_CASE(an_unreachable_upstream_fails_with_1) {
                 {"OPENROUTER_API_KEY", key},
                 {"PARLEY_RETRY_INITIAL_BACKOFF_MS", "1"},
                 {"PARLEY_RETRY_MAX_BACKOFF_MS", "2"}};
-    auto r = chat({"--json", "Hola"}, env);
+    auto r = chat({"--raw", "--json", "Hola"}, env);
     BOOST_TEST(*r->code == 1);
     auto e = json::parse(r->out).at("error").as_object();
     BOOST_TEST(e.at("code").as_string() == "connect_failed");
     BOOST_TEST(e.at("attempts").as_int64() == 0);
     BOOST_TEST(r->err.find("(connect_failed, 0 attempts)") != std::string::npos);
+}
+
+/// A full turn with tools (issue #5): --perm gives the terminal user the
+/// permissions a tool needs; tools the user may not use are not offered and
+/// never run; the turn's usage in --json sums every upstream call.
+BOOST_AUTO_TEST_CASE(a_turn_runs_the_tool_loop_with_the_users_permissions) {
+    sim_process sim{fast_sim()};
+    parley::test::temp_dir dir;
+    auto const tools = dir.path / "tools.json";
+    parley::test::write_file(tools, R"({"tools":[
+        {"name":"current_time","handler":{"type":"builtin","name":"current_time"}},
+        {"name":"my_usage","permission":"usage","handler":{"type":"builtin","name":"my_usage"}}]})");
+    auto env = env_for(sim, {{"PARLEY_TOOLS_FILE", tools.string()}});
+    std::string const usage1 = R"("usage":{"prompt_tokens":100,"completion_tokens":10,"cost":"0.0011"})";
+    std::string const usage2 = R"("usage":{"prompt_tokens":200,"completion_tokens":20,"cost":"0.0022"})";
+    sim.script(R"({"turns":[{"text":"Miro.","tool_calls":[{"id":"a1","name":"current_time"},{"id":"a2","name":"my_usage"}],)" +
+               usage1 + R"(},{"text":"Son las diez.",)" + usage2 + "}]}");
+    auto r = chat({"--json", "--user", "ana", "--perm", "usage", "¿Qué hora es?"}, env);
+    BOOST_TEST_REQUIRE(*r->code == 0, r->err);
+    auto o = json::parse(r->out).as_object();
+    BOOST_TEST(o.at("text").as_string() == "Miro.\n\nSon las diez.");
+    BOOST_TEST(o.at("fallback").as_bool() == false);
+    BOOST_TEST(o.at("usage").at("input_tokens").as_int64() == 300);
+    BOOST_TEST(o.at("usage").at("output_tokens").as_int64() == 30);
+    BOOST_TEST(o.at("usage").at("cost_usd").as_string() == "0.003300");
+    BOOST_TEST(o.at("tools").as_array().size() == 2u);
+    for (auto const& t : o.at("tools").as_array()) BOOST_TEST(t.at("status").as_string() == "done");
+    auto second = sim.last_request().at("body").as_object();
+    auto const& msgs = second.at("messages").as_array();
+    BOOST_REQUIRE(msgs.size() == 5u);  // system, user, assistant with calls, two results
+    BOOST_TEST(msgs[3].at("role").as_string() == "tool");
+    BOOST_TEST(json::parse(msgs[3].at("content").as_string()).as_object().contains("utc"));
+    BOOST_TEST(json::parse(msgs[4].at("content").as_string()).at("user").as_string() == "ana");
+    BOOST_TEST(second.at("tools").as_array().size() == 2u);
+
+    // Without the permission my_usage is not offered, and a call to it is
+    // answered with an error and never run.
+    sim.script(R"({"turns":[{"tool_calls":[{"id":"b1","name":"my_usage"}]},{"text":"No puedo."}]})");
+    auto refused = chat({"--user", "bea", "¿Cuánto he gastado?"}, env);
+    BOOST_TEST_REQUIRE(*refused->code == 0, refused->err);
+    BOOST_TEST(refused->out == "No puedo.\n");
+    BOOST_TEST(refused->err.find("[tool] my_usage failed") != std::string::npos, refused->err);
+    auto body = sim.last_request().at("body").as_object();
+    BOOST_TEST(body.at("tools").as_array().size() == 1u);
+    auto const result = json::parse(body.at("messages").as_array().back().at("content").as_string());
+    BOOST_TEST(std::string(result.at("error").as_string()).find("not allowed") != std::string::npos);
+}
+
+/// The turn's context goes into the system prompt; a conversation is
+/// resumed by its owner with --conversation, and refused to anyone else.
+BOOST_AUTO_TEST_CASE(context_and_conversation_resume) {
+    sim_process sim{fast_sim()};
+    parley::test::temp_dir dir;
+    auto env = env_for(sim, {{"DATABASE_URL", "sqlite:" + (dir.path / "shared.db").string()},
+                             {"PARLEY_DATA_DIR", (dir.path / "var").string()}});
+    auto first = chat({"--json", "--user", "ana", "--context", R"({"plan":"pro","page":"billing"})", "Primera"}, env);
+    BOOST_TEST_REQUIRE(*first->code == 0, first->err);
+    auto const system = json::serialize(sim.last_request().at("body").at("messages").at(0).at("content"));
+    BOOST_TEST(system.find("plan: pro") != std::string::npos, system);
+    BOOST_TEST(system.find("page: billing") != std::string::npos, system);
+    std::string const id{json::parse(first->out).at("conversation_id").as_string()};
+    BOOST_TEST_REQUIRE(!id.empty());
+
+    auto again = chat({"--json", "--user", "ana", "--conversation", id, "Segunda"}, env);
+    BOOST_TEST_REQUIRE(*again->code == 0, again->err);
+    BOOST_TEST(json::parse(again->out).at("conversation_id").as_string() == id);
+    auto const resumed = sim.last_request();
+    auto const& msgs = resumed.at("body").at("messages").as_array();
+    BOOST_REQUIRE_MESSAGE(msgs.size() == 4u, json::serialize(msgs));  // system, the first turn (user, assistant), the new message
+    BOOST_TEST(msgs[1].at("content").as_string() == "Primera");
+    BOOST_TEST(msgs[2].at("role").as_string() == "assistant");
+    BOOST_TEST(msgs[3].at("content").as_string() == "Segunda");
+
+    auto const before = sim.get("/sim/counters").at("requests").as_int64();
+    auto stranger = chat({"--user", "bob", "--conversation", id, "Hola"}, env);
+    BOOST_TEST(*stranger->code == 1);
+    BOOST_TEST(stranger->err.find("(conversation_not_found)") != std::string::npos, stranger->err);
+    BOOST_TEST(sim.get("/sim/counters").at("requests").as_int64() == before);
+}
+
+/// The upstream down: a message with a fallback pattern gets the fallback
+/// answer (exit 0, said on stderr); another gets ai_unavailable in the
+/// session's language (exit 1).
+BOOST_AUTO_TEST_CASE(fallback_answers_when_the_upstream_is_down) {
+    env_map env{{"OPENROUTER_BASE_URL", "http://127.0.0.1:1/api/v1"},
+                {"OPENROUTER_API_KEY", key},
+                {"PARLEY_RETRY_INITIAL_BACKOFF_MS", "1"},
+                {"PARLEY_RETRY_MAX_BACKOFF_MS", "2"}};
+    auto hello = chat({"--json", "¡Hola!"}, env);
+    BOOST_TEST(*hello->code == 0, hello->err);
+    auto o = json::parse(hello->out).as_object();
+    BOOST_TEST(o.at("fallback").as_bool());
+    BOOST_TEST(!o.at("text").as_string().empty());
+    BOOST_TEST(hello->err.find("fallback answer") != std::string::npos);
+    auto other = chat({"--language", "en", "Explain quantum computing"}, env);
+    BOOST_TEST(*other->code == 1);
+    BOOST_TEST(other->err.find("(ai_unavailable)") != std::string::npos, other->err);
+    BOOST_TEST(other->err.find("not available") != std::string::npos, other->err);
 }
 
 /// `parley --help` lists chat.

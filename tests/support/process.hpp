@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <string_view>
 #include <vector>
 
 extern char** environ;
@@ -33,6 +34,11 @@ inline std::string read_file(std::filesystem::path const& p) {
     std::ostringstream s;
     s << in.rdbuf();
     return s.str();
+}
+
+inline void write_file(std::filesystem::path const& p, std::string_view text) {
+    std::ofstream out{p, std::ios::binary | std::ios::trunc};
+    out << text;
 }
 
 inline std::filesystem::path bin_path(std::string const& name) {
