@@ -8,6 +8,7 @@
 #include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <ctime>
 #include <exception>
 #include <random>
@@ -104,6 +105,13 @@ private:
     void frame(json::object o) {
         o["id"] = in_.request.id;
         sink_(std::move(o));
+    }
+    void tool_frame(std::string const& name, char const* status) {
+        json::object o;
+        o["type"] = "tool";
+        o["name"] = name;
+        o["status"] = status;
+        frame(std::move(o));
     }
     void delta(std::string_view text) {
         json::object o{{"type", "delta"}};
@@ -336,18 +344,10 @@ task<turn_output> turn_runner::run() {
         }
 
         // A round of tools.
-        for (auto const& tc : c.tool_calls) {
-            json::object o{{"type", "tool"}};
-            o["name"] = tc.name;
-            o["status"] = "started";
-            frame(std::move(o));
+        for (auto const& tc : calls) {
+            tool_frame(tc.name, "started");
         }
-        auto on_done = [this](tool_outcome const& t) {
-            json::object o{{"type", "tool"}};
-            o["name"] = t.name;
-            o["status"] = t.ok ? "done" : "failed";
-            frame(std::move(o));
-        };
+        auto on_done = [this](tool_outcome const& t) { tool_frame(t.name, t.ok ? "done" : "failed"); };
         std::vector<tool_outcome> outcomes;
         bool aborted = false;
         if (!state_->cancelled) {
@@ -493,14 +493,13 @@ void session::on(session_msg::send& m) {
                 failed = true;
             }
             if (failed) {
-                json::object o{{"type", "error"}};
-                o["id"] = state->id;
-                o["code"] = "internal_error";
-                o["message"] = domain::render(self->lang_, "internal_error");
-                self->sink_(std::move(o));
+                self->error_frame(state->id, "internal_error");
                 out.appended.clear();
             }
-            self->tell_later(session_msg::turn_finished{state->id, std::move(out.appended)});
+            session_msg::turn_finished finished;
+            finished.id = state->id;
+            finished.appended = std::move(out.appended);
+            self->tell_later(std::move(finished));
         },
         asio::detached);
 }
@@ -534,7 +533,11 @@ task<void> session::on(session_msg::turn_finished& m) {
         c.language = std::string(domain::to_string(lang_));
         if (!stored_) {
             auto const& first = m.appended.front().content;
-            c.title = first.substr(0, 80);
+            std::size_t n = std::min<std::size_t>(first.size(), 80);
+            while (n > 0 && n < first.size() && (static_cast<unsigned char>(first[n]) & 0xC0) == 0x80) {
+                --n;  // first[n] continues a character: cut before it
+            }
+            c.title = first.substr(0, n);
         }
         auto stored = co_await services_.store->append(std::move(c), std::move(m.appended));
         stored_ = stored_ || stored.has_value();

@@ -71,6 +71,21 @@ json::object user_json(tool_user const& user) {
                         {"language", domain::to_string(user.lang)}};
 }
 
+// (Built outside the coroutines: GCC 12 mishandles initializer lists in coroutine bodies.)
+std::string current_time_json(std::chrono::system_clock::time_point now) {
+    json::object o{{"utc", utc_text(now, "%Y-%m-%dT%H:%M:%SZ")},
+                   {"date", utc_text(now, "%Y-%m-%d")},
+                   {"weekday", utc_text(now, "%A")},
+                   {"unix", std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()}};
+    return json::serialize(o);
+}
+
+std::string webhook_body(domain::tool_call const& call, json::object const& arguments, tool_user const& user) {
+    return json::serialize(json::object{{"tool", call.name}, {"arguments", arguments}, {"user", user_json(user)}});
+}
+
+std::string wrapped_text(std::string const& body) { return json::serialize(json::object{{"result", body}}); }
+
 std::string ms_text(std::chrono::milliseconds d) { return std::to_string(d.count()) + " ms"; }
 
 }  // namespace
@@ -101,12 +116,7 @@ task<tool_outcome> tool_runner::run(domain::tool_call call, tool_user user) {
     switch (tool->handler.kind) {
     case domain::tool_handler_kind::builtin:
         if (tool->handler.builtin == domain::builtin_current_time) {
-            auto const now = services_.now();
-            json::object o{{"utc", utc_text(now, "%Y-%m-%dT%H:%M:%SZ")},
-                           {"date", utc_text(now, "%Y-%m-%d")},
-                           {"weekday", utc_text(now, "%A")},
-                           {"unix", std::chrono::duration_cast<std::chrono::seconds>(now.time_since_epoch()).count()}};
-            co_return answered(call, json::serialize(o));
+            co_return answered(call, current_time_json(services_.now()));
         }
         co_return co_await run_my_usage(call, user);
     case domain::tool_handler_kind::http: co_return co_await run_http(*tool, call, *args, user);
@@ -191,7 +201,7 @@ task<tool_outcome> tool_runner::run_http(domain::tool_definition const& tool, do
     auto conn = std::move(*opened);
     net::outgoing_request rq;
     rq.target = endpoint->base_path.empty() ? "/" : endpoint->base_path;
-    rq.body = json::serialize(json::object{{"tool", call.name}, {"arguments", arguments}, {"user", user_json(user)}});
+    rq.body = webhook_body(call, arguments, user);
     rq.headers.emplace_back("X-Parley-Tool", call.name);
     auto const sent = co_await conn->send(std::move(rq), h.timeout, deadline);
     std::string body;
@@ -231,7 +241,7 @@ task<tool_outcome> tool_runner::run_http(domain::tool_definition const& tool, do
     if (!jec) {
         co_return answered(call, json::serialize(parsed));
     }
-    co_return answered(call, json::serialize(json::object{{"result", body}}));
+    co_return answered(call, wrapped_text(body));
 }
 
 task<std::vector<tool_outcome>> tool_runner::run_all(std::vector<domain::tool_call> calls, tool_user user,
