@@ -69,7 +69,9 @@ struct turn_usage {
     void add(domain::usage_record const& row) {
         input_tokens += row.input_tokens;
         output_tokens += row.output_tokens;
-        cost += row.cost;
+        // As the table stores it (6 decimals, half up), so the turn's cost is
+        // the sum of its rows to the micro-dollar.
+        cost += domain::nano_usd{domain::round_to_micros(row.cost) * 1000};
         ++calls;
     }
     json::object to_json() const {
@@ -124,6 +126,9 @@ private:
         o["message"] = domain::render(in_.lang, code, params);
         if (params.wait) {
             o["retry_after"] = params.wait->count();
+        }
+        if (usage_.calls > 0) {
+            o["usage"] = usage_.to_json();  // what the turn's calls cost before it ended
         }
         frame(std::move(o));
     }
@@ -253,7 +258,7 @@ task<turn_output> turn_runner::run() {
 
         bool const allowed = co_await s_.circuit->allow();
         if (!allowed) {
-            degrade("ai_unavailable", {}, out);
+            degrade("ai_unavailable", domain::text_params{}, out);
             co_return out;
         }
         auto const worst = s_.accountant->worst_case(prompt_bytes, models, cfg_.request.max_tokens.value_or(4096));
@@ -262,10 +267,14 @@ task<turn_output> turn_runner::run() {
             co_await s_.circuit->report(call_verdict::abandoned);
             if (!adm) {
                 error("internal_error");  // LCOV_EXCL_LINE: the limiter runs until shutdown
-            } else if (adm->code == "rate_limited") {
-                error("rate_limited", {.wait = adm->retry_after});
             } else {
-                degrade("budget_exhausted", {.wait = adm->retry_after}, out);
+                domain::text_params wait;
+                wait.wait = adm->retry_after;
+                if (adm->code == "rate_limited") {
+                    error("rate_limited", wait);
+                } else {
+                    degrade("budget_exhausted", wait, out);
+                }
             }
             co_return out;
         }
@@ -312,7 +321,7 @@ task<turn_output> turn_runner::run() {
                 out.appended.push_back(std::move(partial));
                 error("upstream_error");
             } else {
-                degrade("ai_unavailable", {}, out);
+                degrade("ai_unavailable", domain::text_params{}, out);
             }
             co_return out;
         }
@@ -439,11 +448,12 @@ task<void> session::shutdown(bool cancel_turn) {
     co_await stop();
 }
 
-void session::error_frame(std::string const& id, std::string const& code, domain::text_params const& params) {
+void session::error_frame(std::string const& id, std::string const& code, domain::text_params const& params,
+                          std::string_view text) {
     json::object o{{"type", "error"}};
     o["id"] = id;
     o["code"] = code;
-    o["message"] = domain::render(lang_, code, params);
+    o["message"] = domain::render(lang_, text.empty() ? std::string_view{code} : text, params);
     if (params.wait) {
         o["retry_after"] = params.wait->count();
     }
@@ -466,7 +476,7 @@ void session::on(session_msg::send& m) {
         return;
     }
     if (!rq.context.empty() && json::serialize(rq.context).size() > cfg.max_context_bytes) {
-        error_frame(rq.id, "context_too_large", {.limit = cfg.max_context_bytes});
+        error_frame(rq.id, "bad_request", {.limit = cfg.max_context_bytes}, "context_too_large");
         return;
     }
     turn_ = std::make_shared<turn_state>();
@@ -522,10 +532,6 @@ task<void> session::on(session_msg::turn_finished& m) {
         history_.insert(history_.end(), m.appended.begin(), m.appended.end());
         history_ = domain::trim_history(std::move(history_), cfg.history_tokens);
     }
-    for (auto& w : idle_waiters_) {
-        w.set();
-    }
-    idle_waiters_.clear();
     if (answered && services_.store && !user_.id.empty()) {
         persistence::conversation_info c;
         c.id = conversation_id_;
@@ -542,6 +548,12 @@ task<void> session::on(session_msg::turn_finished& m) {
         auto stored = co_await services_.store->append(std::move(c), std::move(m.appended));
         stored_ = stored_ || stored.has_value();
     }
+    // Released once the turn is stored: a shutdown waits for the store, and
+    // a resume after idle() sees the turn.
+    for (auto& w : idle_waiters_) {
+        w.set();
+    }
+    idle_waiters_.clear();
 }
 
 session_info session::make_info() const {

@@ -29,14 +29,15 @@
 //   {"type":"delta","id","text"}
 //   {"type":"tool","id","name","status":"started"|"done"|"failed"}
 //   {"type":"done","id","text","model","fallback","usage":{"input_tokens","output_tokens","cost_usd"}}
-//   {"type":"error","id","code","message"[,"retry_after"]}
+//   {"type":"error","id","code","message"[,"retry_after"][,"usage"]}  (usage: when calls were made)
 // The sink runs on the session's strand and must not block.
 //
 // The sink is called only from the session's strand; frames of one turn
 // are in order, and every accepted message gets exactly one `done` or
 // `error` frame. A message sent during a turn gets `busy` (the turn goes
 // on); a blank one `bad_request`; one over max_message_chars
-// `message_too_long`; a context over max_context_bytes `bad_request`.
+// `message_too_long`; a context over max_context_bytes `bad_request` (with
+// the context_too_large message, naming the limit).
 #include "actors/accountant.hpp"
 #include "actors/circuit.hpp"
 #include "actors/conversation_store.hpp"
@@ -170,7 +171,9 @@ private:
     void on(session_msg::info& m);
     void on(session_msg::when_idle& m);
 
-    void error_frame(std::string const& id, std::string const& code, domain::text_params const& params = {});
+    // `text`: the catalog entry of the message when it is not the code's own.
+    void error_frame(std::string const& id, std::string const& code, domain::text_params const& params = {},
+                     std::string_view text = {});
     session_info make_info() const;
 
     assistant_services services_;
