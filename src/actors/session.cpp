@@ -442,7 +442,8 @@ task<result<void>> session::idle() { return ask(session_msg::when_idle{}); }
 task<void> session::shutdown(bool cancel_turn) {
     auto self = shared_from_this();
     if (cancel_turn) {
-        co_await cancel();
+        std::string const any;  // (named: no temporaries inside co_await with GCC 12)
+        co_await cancel(any);
     }
     co_await idle();
     co_await stop();

@@ -1,6 +1,8 @@
 #include "app/serve.hpp"
 
 #include "app/accounting.hpp"
+#include "app/assistant.hpp"
+#include "app/http_api.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -22,7 +24,13 @@ namespace http = net::http;
 
 // The routes of ARCHITECTURE §4 that exist so far. Everything else is a JSON
 // 404 in OpenAI's error shape.
-task<void> route(net::request& req, net::exchange& ex) {
+task<void> route(std::shared_ptr<http_api const> api, net::request& req, net::exchange& ex) {
+    if (api) {
+        bool const handled = co_await handle_api(api, req, ex);
+        if (handled) {
+            co_return;
+        }
+    }
     auto target = std::string_view{req.target()};
     auto path = target.substr(0, target.find('?'));
     if (path == "/healthz") {
@@ -52,16 +60,27 @@ int serve(serve_options const& options) {
     asio::io_context ioc{static_cast<int>(threads)};
 
     // The accounting stack first: migrations and the usage log's replay
-    // happen before anything is served.
+    // happen before anything is served; then the assistant.
     std::optional<accounting_stack> accounting;
+    std::shared_ptr<actors::openrouter_client> client;
+    std::optional<assistant_stack> assistant;
+    std::shared_ptr<http_api> api;
     if (options.accounting) {
+        auto const& s = *options.accounting;
         bool started = false;
         std::string failure;
+        try {
+            client = std::make_shared<actors::openrouter_client>(ioc.get_executor(), actors::openrouter_options::from(s));
+        } catch (std::exception const& e) {
+            spdlog::critical("{}", e.what());
+            return 2;
+        }
         asio::co_spawn(
             ioc,
             [&]() -> task<void> {
                 try {
-                    accounting = co_await start_accounting(*options.accounting, nullptr, std::nullopt);
+                    accounting = co_await start_accounting(s, client, std::nullopt);
+                    assistant = start_assistant(ioc.get_executor(), s, load_assistant_files(s), client, *accounting);
                 } catch (std::exception const& e) {
                     failure = e.what();  // startup_error: one line the operator can act on
                 }
@@ -74,9 +93,22 @@ int serve(serve_options const& options) {
             spdlog::critical("{}", failure);
             return 2;
         }
+        api = std::make_shared<http_api>();
+        api->assistant = assistant->services;
+        api->db = accounting->db;
+        api->auth.jwt_secret = s.auth.jwt_secret.value_or("");
+        api->auth.api_key_hashes = s.auth.api_key_hashes;
+        api->default_language = domain::parse_language(s.language).value_or(domain::language::es);
+        api->now_unix = [] {
+            return std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                .count();
+        };
     }
 
-    net::http_server server{ioc.get_executor(), options.http, route};
+    std::shared_ptr<http_api const> const routes = api;
+    net::http_server server{ioc.get_executor(), options.http,
+                            [routes](net::request& req, net::exchange& ex) { return route(routes, req, ex); }};
     try {
         server.start();
     } catch (boost::system::system_error const& e) {
@@ -106,8 +138,14 @@ int serve(serve_options const& options) {
         if (auto open = server.open_connections(); open > 0) {
             spdlog::warn("shutdown grace period over with {} connections open", open);
         }
+        if (assistant) {
+            co_await assistant->shutdown();
+        }
         if (accounting) {
             co_await accounting->shutdown(std::chrono::seconds{5});
+        }
+        if (client) {
+            co_await client->shutdown();
         }
         ioc.stop();
     }, asio::detached);

@@ -1,6 +1,7 @@
 #include "app/db_commands.hpp"
 
 #include "app/logging.hpp"
+#include "app/usage_query.hpp"
 
 #include "actors/usage_writer.hpp"
 #include "app/accounting.hpp"
@@ -26,87 +27,24 @@ namespace json = boost::json;
 
 namespace {
 
-using sys_time = std::chrono::system_clock::time_point;
-
-// "YYYY-MM-DD" as the UTC midnight starting that day.
-std::optional<sys_time> parse_day(std::string_view text) {
-    if (text.size() != 10 || text[4] != '-' || text[7] != '-') {
-        return std::nullopt;
-    }
-    auto number = [&](std::size_t at, std::size_t n) -> std::optional<int> {
-        int v = 0;
-        for (std::size_t i = at; i != at + n; ++i) {
-            if (text[i] < '0' || text[i] > '9') {
-                return std::nullopt;
-            }
-            v = v * 10 + (text[i] - '0');
-        }
-        return v;
-    };
-    auto const y = number(0, 4), m = number(5, 2), d = number(8, 2);
-    if (!y || !m || !d) {
-        return std::nullopt;
-    }
-    std::chrono::year_month_day const ymd{std::chrono::year{*y}, std::chrono::month{static_cast<unsigned>(*m)},
-                                          std::chrono::day{static_cast<unsigned>(*d)}};
-    if (!ymd.ok()) {
-        return std::nullopt;
-    }
-    return std::chrono::sys_days{ymd};
-}
-
 struct report_args {
-    persistence::usage_filter filter;
-    std::string by = "day";
-    std::string since_text, until_text;
+    usage_query q;
     bool as_json = false;
 };
 
 std::optional<std::string> read_args(parsed_args const& a, report_args& r) {
+    std::vector<std::pair<std::string, std::string>> params;
     for (auto const& [k, v] : a.command_flags) {
-        if (k == "by") {
-            if (v == "day") r.filter.by = persistence::usage_group::day;
-            else if (v == "model") r.filter.by = persistence::usage_group::model;
-            else if (v == "user") r.filter.by = persistence::usage_group::user;
-            else return "invalid --by " + v + ": expected day, model or user";
-            r.by = v;
-        } else if (k == "since" || k == "until") {
-            auto const day = parse_day(v);
-            if (!day) {
-                return "invalid --" + k + " " + v + ": expected a date YYYY-MM-DD (UTC)";
-            }
-            if (k == "since") {
-                r.filter.since = *day;
-                r.since_text = v;
-            } else {
-                r.filter.until = *day + std::chrono::hours{24};  // the whole day included
-                r.until_text = v;
-            }
-        } else if (k == "user") {
-            if (v.empty() || v.size() > domain::max_user_id_bytes) {
-                return "invalid --user: expected 1 to 255 bytes";
-            }
-            r.filter.user = v;
-        } else if (k == "json") {
+        if (k == "json") {
             r.as_json = true;
+        } else {
+            params.emplace_back(k, v);
         }
     }
-    if (r.filter.since && r.filter.until && *r.filter.until <= *r.filter.since) {
-        return "invalid period: --until " + r.until_text + " is before --since " + r.since_text;
-    }
-    return std::nullopt;
+    return read_usage_query(params, "--", r.q);
 }
 
 std::string micros_text(std::int64_t micros) { return domain::format_usd(domain::nano_usd{micros * 1000}); }
-
-json::object row_json(persistence::usage_row const& r) {
-    return json::object{{"key", r.key},
-                        {"requests", r.requests},
-                        {"input_tokens", r.input_tokens},
-                        {"output_tokens", r.output_tokens},
-                        {"cached_tokens", r.cached_tokens},
-                        {"cost_usd", micros_text(r.cost_micros)}};
-}
 
 void print_table(std::ostream& out, std::string const& by, std::vector<persistence::usage_row> const& rows,
                  persistence::usage_row const& total) {
@@ -188,30 +126,12 @@ int run_usage(parsed_args const& a, domain::settings const& s, std::ostream& out
             }
             co_await replay_log(s, db, err);
             try {
-                auto query = [d, f = r.filter](soci::session& sql) { return persistence::usage_report(sql, d, f); };
+                auto query = [d, f = r.q.filter](soci::session& sql) { return persistence::usage_report(sql, d, f); };
                 auto rows = co_await db->run(std::move(query));
-                persistence::usage_row total;
-                total.key = "total";
-                for (auto const& row : rows) {
-                    total.requests += row.requests;
-                    total.input_tokens += row.input_tokens;
-                    total.output_tokens += row.output_tokens;
-                    total.cached_tokens += row.cached_tokens;
-                    total.cost_micros += row.cost_micros;
-                }
                 if (r.as_json) {
-                    json::array items;
-                    for (auto const& row : rows) items.push_back(row_json(row));
-                    json::object o{{"by", r.by},
-                                   {"since", r.since_text.empty() ? json::value{} : json::value(r.since_text)},
-                                   {"until", r.until_text.empty() ? json::value{} : json::value(r.until_text)},
-                                   {"user", r.filter.user ? json::value(*r.filter.user) : json::value{}},
-                                   {"rows", std::move(items)},
-                                   {"total", row_json(total)}};
-                    o["total"].as_object().erase("key");
-                    out << json::serialize(o) << "\n";
+                    out << json::serialize(usage_report_json(r.q, rows)) << "\n";
                 } else {
-                    print_table(out, r.by, rows, total);
+                    print_table(out, r.q.by, rows, usage_total(rows));
                 }
             } catch (persistence::database_error const& e) {
                 err << "parley usage: " << e.what() << "\n";

@@ -1,0 +1,51 @@
+#pragma once
+// The assistant and usage over HTTP (ARCHITECTURE §4; part of issue #6):
+//
+//   POST /v1/respond  {text, context?, language?, conversation_id?, stream?}
+//     One turn of the assistant (a SessionActor for the request). Without
+//     stream: 200 {text, model, fallback, usage {input_tokens,
+//     output_tokens, cost_usd}, tools [{name,status}], conversation_id,
+//     session_id}, or an error status with {"error":{message (the user's
+//     language), type (the code of §4), code (the status)}, retry_after?}
+//     and Retry-After when there is a wait. With "stream":true: 200
+//     text/event-stream, one SSE event per frame of §4 (`event: delta`,
+//     `tool`, then `done` or `error`; `data:` the frame's JSON). A client
+//     that goes away, or reads too slowly (more than 1024 frames waiting),
+//     has its turn cancelled; its calls are still recorded.
+//   GET /v1/usage?by=day|model|user&since=YYYY-MM-DD&until=YYYY-MM-DD&user=ID
+//     The caller's own usage (as `parley usage --json`); with the `admin`
+//     permission anyone's (`user`) or everyone's (no `user`). Rows reach the
+//     database within usage.flush_interval_ms of their call.
+//
+// Both need `Authorization: Bearer <JWT or API key>` (401 otherwise). The
+// language of a turn: the body's `language`, else the token's `lang`, else
+// the configured default. Status of a turn's error: bad_request 400,
+// message_too_long 413, conversation_not_found 404, rate_limited 429,
+// budget_exhausted 429, ai_unavailable 503, upstream_error 502, others 500.
+#include "actors/session.hpp"
+#include "domain/auth.hpp"
+#include "domain/i18n.hpp"
+#include "net/http_server.hpp"
+
+#include <functional>
+#include <memory>
+
+namespace parley::persistence {
+class database;
+}
+
+namespace parley::app {
+
+struct http_api {
+    actors::assistant_services assistant;
+    std::shared_ptr<persistence::database> db;  // null: /v1/usage answers 503
+    domain::auth_config auth;
+    domain::language default_language = domain::language::es;
+    std::size_t max_pending_frames = 1024;
+    std::function<std::int64_t()> now_unix;  // for token expiry
+};
+
+// Handles the routes above; false when the path is none of them.
+task<bool> handle_api(std::shared_ptr<http_api const> api, net::request& req, net::exchange& ex);
+
+}  // namespace parley::app
