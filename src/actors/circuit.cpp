@@ -8,7 +8,8 @@ circuit::circuit(asio::any_io_executor ex, domain::circuit_options options, std:
     : actor{std::move(ex), {.capacity = 4096, .name = "circuit"}}, breaker_(options), now_(std::move(now)) {}
 
 task<bool> circuit::allow() {
-    auto r = co_await ask(circuit_msg::allow{});
+    circuit_msg::allow m;  // (named: no temporaries with members inside co_await with GCC 12)
+    auto r = co_await ask(std::move(m));
     co_return r ? r->allowed : true;
 }
 

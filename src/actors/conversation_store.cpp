@@ -8,6 +8,19 @@
 
 namespace parley::actors {
 
+namespace {
+
+// A database error for the log: SOCI appends the statement and its bound
+// values ("while executing ... with :v0=..."), which hold message contents.
+std::string without_statement(std::string what) {
+    if (auto at = what.find(" while "); at != std::string::npos) {
+        what.resize(at);
+    }
+    return what;
+}
+
+}  // namespace
+
 conversation_store::conversation_store(std::shared_ptr<persistence::database> db, clock_fn now)
     : db_(std::move(db)), now_(std::move(now)) {}
 
@@ -30,7 +43,7 @@ task<boost::system::result<std::optional<stored_conversation>>> conversation_sto
     try {
         found = co_await db_->run(std::move(work));
     } catch (std::exception const& e) {
-        spdlog::warn("conversation store: cannot load a conversation: {}", e.what());
+        spdlog::warn("conversation store: cannot load a conversation: {}", without_statement(e.what()));
         failed = true;
     }
     if (failed) {
@@ -55,7 +68,7 @@ task<boost::system::result<void>> conversation_store::append(persistence::conver
     try {
         co_await db_->run(std::move(work));
     } catch (std::exception const& e) {
-        spdlog::warn("conversation store: cannot store a turn of a conversation: {}", e.what());
+        spdlog::warn("conversation store: cannot store a turn of a conversation: {}", without_statement(e.what()));
         failed = true;
     }
     if (failed) {

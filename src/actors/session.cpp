@@ -60,6 +60,17 @@ call_verdict verdict_of(call_result const& r) {
     return call_verdict::abandoned;  // the request was refused: the upstream itself is up
 }
 
+tool_outcome too_many_calls(domain::tool_call const& call, std::size_t limit) {
+    tool_outcome o;
+    o.call_id = call.id;
+    o.name = call.name.substr(0, 64);
+    o.error = "more than " + std::to_string(limit) + " tool calls in one round";
+    json::object e;
+    e["error"] = "not run: at most " + std::to_string(limit) + " tool calls are run in one round";
+    o.content = json::serialize(e);
+    return o;
+}
+
 struct turn_usage {
     std::int64_t input_tokens = 0;
     std::int64_t output_tokens = 0;
@@ -78,6 +89,21 @@ struct turn_usage {
         return json::object{{"input_tokens", input_tokens},
                             {"output_tokens", output_tokens},
                             {"cost_usd", domain::format_usd(cost)}};
+    }
+};
+
+// Reports `abandoned` for a permit whose call never reported (an exception).
+struct verdict_guard {
+    std::shared_ptr<circuit> breaker;
+    asio::any_io_executor ex;
+    bool armed = true;
+    verdict_guard() = default;
+    verdict_guard(verdict_guard const&) = delete;
+    verdict_guard& operator=(verdict_guard const&) = delete;
+    ~verdict_guard() {
+        if (armed && breaker) {
+            asio::co_spawn(ex, breaker->report(call_verdict::abandoned), asio::detached);  // LCOV_EXCL_LINE
+        }
     }
 };
 
@@ -142,6 +168,12 @@ private:
     }
     // The fallback answer when one matches, else the error `code`.
     void degrade(std::string const& code, domain::text_params const& params, turn_output& out) {
+        if (!answer_.empty()) {
+            // Text of earlier rounds reached the client: a canned answer now
+            // would not match it. The turn ends with the error.
+            error(code, params);
+            return;
+        }
         auto answer = cfg_.fallbacks.match(in_.request.text, in_.lang);
         if (!answer) {
             error(code, params);
@@ -241,14 +273,16 @@ task<turn_output> turn_runner::run() {
         std::size_t const prompt_bytes = call.body.size();
         bool streamed = false;
         bool const separate = !answer_.empty();
+        std::size_t mark_text = answer_.size();  // this call's text starts here (after its separator)
         if (in_.request.stream) {
-            call.on_text = [this, &streamed, separate](std::string_view t) {
+            call.on_text = [this, &streamed, &mark_text, separate](std::string_view t) {
                 if (t.empty()) {
                     return;
                 }
                 if (!streamed && separate) {
                     delta("\n\n");
                     answer_ += "\n\n";
+                    mark_text = answer_.size();
                 }
                 streamed = true;
                 answer_.append(t);
@@ -261,9 +295,15 @@ task<turn_output> turn_runner::run() {
             degrade("ai_unavailable", domain::text_params{}, out);
             co_return out;
         }
+        // Should anything below throw, a half-open circuit's probe slot is
+        // given back (else no caller could ever probe again).
+        verdict_guard guard;
+        guard.breaker = s_.circuit;
+        guard.ex = ex;
         auto const worst = s_.accountant->worst_case(prompt_bytes, models, cfg_.request.max_tokens.value_or(4096));
         auto adm = co_await s_.accountant->admit(who, worst);
         if (!adm || !adm->admitted) {
+            guard.armed = false;
             co_await s_.circuit->report(call_verdict::abandoned);
             if (!adm) {
                 error("internal_error");  // LCOV_EXCL_LINE: the limiter runs until shutdown
@@ -298,15 +338,19 @@ task<turn_output> turn_runner::run() {
             spdlog::error("session {}: a call's usage could not be recorded: {}", in_.session_id,
                           recorded.error().message());
         }
+        guard.armed = false;
         co_await s_.circuit->report(verdict_of(r));
 
         if (!r.result) {
             auto const& e = r.result.error();
+            // What this call said before it ended (earlier rounds' text is
+            // in their own messages already).
+            std::string const said_now = answer_.substr(std::min(mark_text, answer_.size()));
             if (state_->cancelled || e.code_text == "cancelled") {
-                if (!answer_.empty()) {
+                if (!said_now.empty()) {
                     domain::message partial;
                     partial.r = domain::role::assistant;
-                    partial.content = answer_;
+                    partial.content = said_now;
                     out.appended.push_back(std::move(partial));
                 }
                 error("cancelled");
@@ -317,7 +361,7 @@ task<turn_output> turn_runner::run() {
             if (streamed) {
                 domain::message partial;
                 partial.r = domain::role::assistant;
-                partial.content = answer_;
+                partial.content = said_now;
                 out.appended.push_back(std::move(partial));
                 error("upstream_error");
             } else {
@@ -357,11 +401,21 @@ task<turn_output> turn_runner::run() {
             tool_frame(tc.name, "started");
         }
         auto on_done = [this](tool_outcome const& t) { tool_frame(t.name, t.ok ? "done" : "failed"); };
+        // At most max_calls_per_round run; the others are answered without running.
+        std::vector<domain::tool_call> to_run = calls;
+        std::vector<tool_outcome> refused_calls;
+        if (to_run.size() > cfg_.max_calls_per_round) {
+            for (std::size_t i = cfg_.max_calls_per_round; i < to_run.size(); ++i) {
+                refused_calls.push_back(too_many_calls(to_run[i], cfg_.max_calls_per_round));
+                on_done(refused_calls.back());
+            }
+            to_run.resize(cfg_.max_calls_per_round);
+        }
         std::vector<tool_outcome> outcomes;
         bool aborted = false;
         if (!state_->cancelled) {
             try {
-                auto round_task = s_.tools->run_all(calls, tuser, on_done);
+                auto round_task = s_.tools->run_all(to_run, tuser, on_done);
                 outcomes = co_await asio::co_spawn(
                     ex, std::move(round_task), asio::bind_cancellation_slot(state_->signal.slot(), asio::use_awaitable));
             } catch (std::exception const&) {
@@ -379,6 +433,7 @@ task<turn_output> turn_runner::run() {
             error("cancelled");
             co_return out;
         }
+        outcomes.insert(outcomes.end(), refused_calls.begin(), refused_calls.end());
         for (auto const& t : outcomes) {
             if (!t.ok) {
                 spdlog::info("session {}: tool {} {}: {}", in_.session_id, t.name,
@@ -502,6 +557,8 @@ void session::on(session_msg::send& m) {
             } catch (std::exception const& e) {
                 spdlog::error("session {}: a turn failed: {}", self->session_id_, e.what());
                 failed = true;
+            } catch (...) {  // LCOV_EXCL_LINE: nothing in a turn throws anything else
+                failed = true;  // LCOV_EXCL_LINE
             }
             if (failed) {
                 self->error_frame(state->id, "internal_error");

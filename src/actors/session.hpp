@@ -81,6 +81,7 @@ using frame_sink = std::function<void(boost::json::object)>;
 struct assistant_config {
     domain::request_options request;  // model, fallback models, max_tokens, temperature
     int max_rounds = 5;
+    std::size_t max_calls_per_round = 16;  // more calls in one answer are answered with an error, not run
     std::size_t history_tokens = 8'000;
     std::size_t max_message_chars = 8'000;
     std::size_t max_context_bytes = 16'384;

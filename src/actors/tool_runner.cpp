@@ -22,6 +22,18 @@ namespace json = boost::json;
 
 namespace {
 
+// A model-supplied name as it may appear in a message or a log line: at
+// most 64 bytes, control characters as spaces.
+std::string shown(std::string_view name) {
+    std::string s{name.substr(0, 64)};
+    for (auto& c : s) {
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
+            c = ' ';
+        }
+    }
+    return s;
+}
+
 tool_outcome refused(domain::tool_call const& call, std::string reason) {
     tool_outcome o;
     o.call_id = call.id;
@@ -104,14 +116,14 @@ tool_runner::tool_runner(asio::any_io_executor ex, std::shared_ptr<domain::tool_
 task<tool_outcome> tool_runner::run(domain::tool_call call, tool_user user) {
     auto const* tool = registry_->find(call.name);
     if (tool == nullptr) {
-        co_return refused(call, "unknown tool '" + call.name + "'");
+        co_return refused(call, "unknown tool '" + shown(call.name) + "'");
     }
     if (!domain::may_use(*tool, user.permissions)) {
-        co_return refused(call, "the user is not allowed to use the tool '" + call.name + "'");
+        co_return refused(call, "the user is not allowed to use the tool '" + shown(call.name) + "'");
     }
     auto args = domain::check_arguments(tool->spec.parameters, call.arguments);
     if (!args) {
-        co_return refused(call, "invalid arguments for '" + call.name + "': " + args.error());
+        co_return refused(call, "invalid arguments for '" + shown(call.name) + "': " + args.error());
     }
     switch (tool->handler.kind) {
     case domain::tool_handler_kind::builtin:
@@ -122,7 +134,7 @@ task<tool_outcome> tool_runner::run(domain::tool_call call, tool_user user) {
     case domain::tool_handler_kind::http: co_return co_await run_http(*tool, call, *args, user);
     case domain::tool_handler_kind::nats: break;  // refused when the registry is loaded
     }
-    co_return failed(call, "the tool '" + call.name + "' has no handler here");  // LCOV_EXCL_LINE
+    co_return failed(call, "the tool '" + shown(call.name) + "' has no handler here");  // LCOV_EXCL_LINE
 }
 
 task<tool_outcome> tool_runner::run_my_usage(domain::tool_call const& call, tool_user const& user) {
@@ -187,7 +199,8 @@ task<tool_outcome> tool_runner::run_http(domain::tool_definition const& tool, do
     options->user_agent = "parley-tools";
     auto const deadline = net::upstream_connection::clock::now() + h.timeout;
 
-    auto opened = co_await net::upstream_connection::open(ex_, options, h.timeout, deadline);
+    std::shared_ptr<net::connection_options const> const shared_options = options;
+    auto opened = co_await net::upstream_connection::open(ex_, shared_options, h.timeout, deadline);
     if (!opened) {
         auto const ec = opened.error();
         if (ec == asio::error::operation_aborted) {
@@ -246,6 +259,9 @@ task<tool_outcome> tool_runner::run_http(domain::tool_definition const& tool, do
 
 task<std::vector<tool_outcome>> tool_runner::run_all(std::vector<domain::tool_call> calls, tool_user user,
                                                      std::function<void(tool_outcome const&)> on_done) {
+    if (calls.empty()) {
+        co_return std::vector<tool_outcome>{};  // a ranged parallel_group of nothing never completes
+    }
     auto ex = co_await asio::this_coro::executor;
     auto one = [this, on_done](domain::tool_call c, tool_user u) -> task<tool_outcome> {
         auto o = co_await run(std::move(c), std::move(u));
@@ -272,7 +288,7 @@ task<std::vector<tool_outcome>> tool_runner::run_all(std::vector<domain::tool_ca
                 what = e.what();
             } catch (...) {  // LCOV_EXCL_LINE
             }
-            spdlog::error("tool {}: {}", calls[i].name, what);
+            spdlog::error("tool {}: {}", shown(calls[i].name), what);
             outcomes[i] = failed(calls[i], "the tool failed unexpectedly");
         }
     }

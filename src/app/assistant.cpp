@@ -73,6 +73,7 @@ assistant_stack start_assistant(asio::any_io_executor ex, domain::settings const
     cfg->request.max_tokens = s.ai.max_tokens;
     cfg->request.temperature = s.ai.temperature;
     cfg->max_rounds = s.tools.max_rounds;
+    cfg->max_calls_per_round = static_cast<std::size_t>(s.tools.max_calls_per_round);
     cfg->history_tokens = s.assistant.history_tokens;
     cfg->max_message_chars = s.assistant.max_message_chars;
     cfg->max_context_bytes = s.assistant.max_context_bytes;

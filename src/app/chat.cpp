@@ -205,7 +205,8 @@ int run_raw_chat(chat_args const& ca, domain::settings const& s, std::ostream& o
         [&]() -> task<void> {
             app::accounting_stack stack;
             try {
-                stack = co_await start_accounting(s, client, user);
+                std::optional<std::string> const only_user = user;
+                stack = co_await start_accounting(s, client, only_user);
             } catch (startup_error const& e) {
                 startup_failure = e.what();
             }
@@ -364,7 +365,8 @@ int run_session_chat(chat_args const& ca, domain::settings const& s, std::ostrea
         [&]() -> task<void> {
             app::accounting_stack stack;
             try {
-                stack = co_await start_accounting(s, client, ca.user);
+                std::optional<std::string> const only_user = ca.user;
+                stack = co_await start_accounting(s, client, only_user);
             } catch (startup_error const& e) {
                 startup_failure = e.what();
             }
@@ -380,7 +382,8 @@ int run_session_chat(chat_args const& ca, domain::settings const& s, std::ostrea
             so.lang = lang;
             so.resume = ca.conversation;
             so.sink = [&printer](json::object f) { printer(std::move(f)); };
-            auto opened = co_await actors::open_session(ioc.get_executor(), assistant.services, std::move(so));
+            asio::any_io_executor const session_ex = ioc.get_executor();
+            auto opened = co_await actors::open_session(session_ex, assistant.services, std::move(so));
             if (opened.session) {
                 auto session = opened.session;
                 // Ctrl-C cancels the turn (the upstream connection is closed)

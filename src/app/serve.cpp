@@ -79,7 +79,8 @@ int serve(serve_options const& options) {
             ioc,
             [&]() -> task<void> {
                 try {
-                    accounting = co_await start_accounting(s, client, std::nullopt);
+                    std::optional<std::string> const everyone;
+                    accounting = co_await start_accounting(s, client, everyone);
                     assistant = start_assistant(ioc.get_executor(), s, load_assistant_files(s), client, *accounting);
                 } catch (std::exception const& e) {
                     failure = e.what();  // startup_error: one line the operator can act on

@@ -930,6 +930,9 @@ std::vector<descriptor> build_table() {
     t.push_back(make({"tools.max_rounds", "PARLEY_TOOLS_MAX_ROUNDS", "--tools-max-rounds",
                       "most tool-calling rounds in one turn"},
                      PARLEY_FIELD(tools.max_rounds), whole<int>(1, 20)));
+    t.push_back(make({"tools.max_calls_per_round", "PARLEY_TOOLS_MAX_CALLS_PER_ROUND", "--tools-max-calls-per-round",
+                      "most tool calls run from one answer (the others are refused)"},
+                     PARLEY_FIELD(tools.max_calls_per_round), whole<int>(1, 128)));
     t.push_back(make({"tools.file", "PARLEY_TOOLS_FILE", "--tools-file", "tool registry (JSON); empty: no tools"},
                      PARLEY_FIELD(tools.file),
                      text_if("a file path, or empty", [](std::string_view s) { return !has_control(s); })));

@@ -144,6 +144,7 @@ struct settings {
 
     struct tools_settings {
         int max_rounds = 5;
+        int max_calls_per_round = 16;  // calls of one answer beyond it are refused, not run
         std::string file = "conf/tools.json";  // the tool registry; empty: no tools
         bool operator==(tools_settings const&) const = default;
     } tools;

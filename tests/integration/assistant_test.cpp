@@ -743,6 +743,55 @@ BOOST_AUTO_TEST_CASE(after_max_rounds_the_last_call_is_sent_with_tool_choice_non
     });
 }
 
+/// More calls in one answer than tools.max_calls_per_round: the first ones
+/// run, the rest are answered with an error without running.
+BOOST_AUTO_TEST_CASE(calls_beyond_the_per_round_limit_are_answered_without_running) {
+    auto& sim = start_sim();
+    s.tools.max_calls_per_round = 2;
+    sim.script(R"({"turns":[{"tool_calls":[{"id":"k1","name":"weather","arguments":{"city":"Lima"}},
+                                           {"id":"k2","name":"weather","arguments":{"city":"Quito"}},
+                                           {"id":"k3","name":"weather","arguments":{"city":"Cusco"}}]},
+                            {"text":"Dos de tres."}]})");
+    go([&]() -> task<void> {
+        auto w = co_await start_world(s);
+        auto c = co_await open_chat(w, user_named("ana"));
+        auto frames = co_await turn(c, request("c1", "El tiempo en tres ciudades"));
+        BOOST_TEST(str(done_of(frames).at("text")) == "Dos de tres.");
+        BOOST_TEST(hooks.calls.size() == 2u);  // k3 never reached the webhook
+        auto results = messages_with_role(sim.last_body(), "tool");
+        BOOST_REQUIRE(results.size() == 3u);
+        BOOST_TEST(str(results[2].at("tool_call_id")) == "k3");
+        BOOST_TEST(has(str(results[2].at("content")), "at most 2 tool calls"));
+        co_await stop_world(w);
+    });
+}
+
+/// Text of an earlier round already reached the client: when the next call
+/// fails, the turn ends with the error (a canned answer would not match
+/// what the client saw), and the history keeps each round's text once.
+BOOST_AUTO_TEST_CASE(no_fallback_after_text_was_streamed_in_an_earlier_round) {
+    auto& sim = start_sim();
+    s.retry.max_retries = 0;
+    sim.script(R"({"turns":[{"text":"Voy a mirar.","tool_calls":[{"id":"n1","name":"current_time","arguments":{}}]},
+                            {"fault":"502"},
+                            {"text":"Sigo."}]})");
+    go([&]() -> task<void> {
+        auto w = co_await start_world(s);
+        auto c = co_await open_chat(w, user_named("ana"));
+        auto frames = co_await turn(c, request("c1", "hola", true));
+        auto err = error_of(frames);
+        BOOST_TEST(str(err.at("code")) == "ai_unavailable");
+        BOOST_TEST(err.at("usage").at("input_tokens").as_int64() > 0);  // the first call's usage
+        for (auto const& f : frames) BOOST_TEST(!f.contains("fallback"));
+        auto next = co_await turn(c, request("c2", "otra", true));
+        done_of(next);
+        auto assistant = messages_with_role(sim.last_body(), "assistant");
+        BOOST_REQUIRE(assistant.size() == 1u);  // "Voy a mirar." once, with its call
+        BOOST_TEST(content_text(assistant[0].at("content")) == "Voy a mirar.");
+        co_await stop_world(w);
+    });
+}
+
 /// 3d. A tool the user may not use is not offered; called anyway, it is
 /// refused to the model and never executed. Invalid arguments likewise.
 BOOST_AUTO_TEST_CASE(forbidden_tools_and_invalid_arguments_are_refused_and_never_executed) {
