@@ -1,10 +1,10 @@
 #include "app/http_api.hpp"
 
+#include "app/frame_queue.hpp"
 #include "app/usage_query.hpp"
 #include "domain/errc.hpp"
 #include "persistence/database.hpp"
 
-#include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/parse.hpp>
@@ -12,8 +12,6 @@
 #include <boost/url/parse.hpp>
 #include <spdlog/spdlog.h>
 
-#include <deque>
-#include <mutex>
 
 namespace parley::app {
 
@@ -21,54 +19,6 @@ namespace json = boost::json;
 namespace http = net::http;
 
 namespace {
-
-// Frames from the session's strand to the request's coroutine. Deltas
-// beyond `limit` waiting are dropped and mark the queue overflowed (the
-// turn is then cancelled); the frame that ends a turn is always kept.
-class frame_queue {
-public:
-    frame_queue(asio::any_io_executor ex, std::size_t limit) : limit_(limit), wake_(std::move(ex), 1) {}
-
-    void push(json::object f) {
-        {
-            std::lock_guard lock{mutex_};
-            auto const type = f.at("type").as_string();
-            bool const final = type == "done" || type == "error";
-            if (!final && frames_.size() >= limit_) {
-                overflowed_ = true;
-            } else {
-                frames_.push_back(std::move(f));
-            }
-        }
-        wake_.try_send(boost::system::error_code{});
-    }
-
-    task<json::object> pop() {
-        for (;;) {
-            {
-                std::lock_guard lock{mutex_};
-                if (!frames_.empty()) {
-                    auto f = std::move(frames_.front());
-                    frames_.pop_front();
-                    co_return f;
-                }
-            }
-            co_await wake_.async_receive(use_nothrow);
-        }
-    }
-
-    bool overflowed() {
-        std::lock_guard lock{mutex_};
-        return overflowed_;
-    }
-
-private:
-    std::size_t limit_;
-    std::mutex mutex_;
-    std::deque<json::object> frames_;
-    bool overflowed_ = false;
-    asio::experimental::concurrent_channel<void(boost::system::error_code)> wake_;
-};
 
 http::status status_of(std::string_view code) {
     if (code == "bad_request") return http::status::bad_request;
@@ -257,6 +207,9 @@ task<void> respond(std::shared_ptr<http_api const> api, net::request& req, net::
             co_await session->cancel(this_turn);
         }
     }
+    // The turn is stored before the answer ends, so a request that follows
+    // it (resuming the conversation) sees it.
+    co_await session->shutdown(false);
     if (stream) {
         if (writing) {
             co_await ex.end_stream();
@@ -282,7 +235,6 @@ task<void> respond(std::shared_ptr<http_api const> api, net::request& req, net::
         auto res = error_response(req, code, message, retry_after);
         co_await ex.respond(std::move(res));
     }
-    co_await session->shutdown(false);
 }
 
 task<void> usage(std::shared_ptr<http_api const> api, net::request& req, net::exchange& ex, domain::principal who) {

@@ -27,6 +27,7 @@
 #include "domain/i18n.hpp"
 #include "net/http_server.hpp"
 
+#include <chrono>
 #include <functional>
 #include <memory>
 
@@ -42,10 +43,28 @@ struct http_api {
     domain::auth_config auth;
     domain::language default_language = domain::language::es;
     std::size_t max_pending_frames = 1024;
+    std::chrono::milliseconds hello_timeout{5'000};  // /v1/ws: a connection without a valid hello is closed
     std::function<std::int64_t()> now_unix;  // for token expiry
 };
 
 // Handles the routes above; false when the path is none of them.
 task<bool> handle_api(std::shared_ptr<http_api const> api, net::request& req, net::exchange& ex);
+
+// GET /v1/ws (ARCHITECTURE §4, the WebSocket protocol), once upgraded:
+//  * the first frame must be a valid `hello` within hello_timeout (its
+//    token, or the Authorization header's): else an `error` frame
+//    (unauthorized) and close 1008. A resumed conversation that is not
+//    found: `error` conversation_not_found and close 1008. Then `ready`.
+//  * `message` {id (1..64 bytes), text, context?, stream? (default true)}
+//    starts a turn; `cancel` {id}; `language` {language}; `ping` gets
+//    `pong`. A malformed frame (not JSON, unknown type, bad fields) gets an
+//    `error` frame (bad_request) and the session goes on.
+//  * One writer sends the frames in order; more than max_pending_frames
+//    waiting (a client that does not read) drops the connection and
+//    cancels the turn (its usage is recorded).
+//  * When the connection ends, the turn in flight is cancelled and waited
+//    for (recorded), and the session stops.
+task<void> serve_websocket(std::shared_ptr<http_api const> api, net::request const& req,
+                           net::websocket_connection& ws);
 
 }  // namespace parley::app

@@ -108,8 +108,17 @@ int serve(serve_options const& options) {
     }
 
     std::shared_ptr<http_api const> const routes = api;
-    net::http_server server{ioc.get_executor(), options.http,
-                            [routes](net::request& req, net::exchange& ex) { return route(routes, req, ex); }};
+    auto http_options = options.http;
+    net::websocket_handler ws_door;
+    if (routes) {
+        http_options.websocket_path = "/v1/ws";
+        ws_door = [routes](net::request const& req, net::websocket_connection& ws) {
+            return serve_websocket(routes, req, ws);
+        };
+    }
+    net::http_server server{ioc.get_executor(), http_options,
+                            [routes](net::request& req, net::exchange& ex) { return route(routes, req, ex); },
+                            std::move(ws_door)};
     try {
         server.start();
     } catch (boost::system::system_error const& e) {

@@ -6,6 +6,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/buffers_to_string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
@@ -14,6 +15,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
+#include <boost/beast/websocket/rfc6455.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+#include <boost/beast/websocket/stream.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 #include <spdlog/spdlog.h>
@@ -132,16 +136,58 @@ private:
     bool keep_alive_ = false;
 };
 
+// A WebSocket over the connection's stream (plain or TLS).
+template <class Stream>
+class stream_websocket final : public websocket_connection {
+public:
+    stream_websocket(Stream& stream, std::string const& remote) : ws_{stream}, remote_{remote} {}
+
+    beast::websocket::stream<Stream&>& ws() { return ws_; }
+
+    task<boost::system::result<std::string>> read() override {
+        beast::flat_buffer buffer;
+        auto [ec, n] = co_await ws_.async_read(buffer, use_nothrow);
+        if (ec) {
+            co_return ec;
+        }
+        co_return beast::buffers_to_string(buffer.data());
+    }
+    task<bool> write(std::string text) override {
+        ws_.text(true);
+        auto [ec, n] = co_await ws_.async_write(asio::buffer(text), use_nothrow);
+        co_return !ec;
+    }
+    task<void> close(std::uint16_t code, std::string reason) override {
+        if (reason.size() > 123) {
+            reason.resize(123);
+        }
+        beast::websocket::close_reason cr;
+        cr.code = code;
+        cr.reason = reason;
+        co_await ws_.async_close(cr, use_nothrow);
+    }
+    void abort() override {
+        error_code ignored;
+        beast::get_lowest_layer(ws_).socket().close(ignored);
+    }
+    std::string const& remote_address() const override { return remote_; }
+
+private:
+    beast::websocket::stream<Stream&> ws_;
+    std::string const& remote_;
+};
+
 }  // namespace
 
 struct http_server::impl : std::enable_shared_from_this<impl> {
-    impl(asio::any_io_executor ex, server_options o, handler h)
-        : executor{std::move(ex)}, options{std::move(o)}, on_request{std::move(h)},
+    impl(asio::any_io_executor ex, server_options o, handler h, websocket_handler ws)
+        : executor{std::move(ex)}, options{std::move(o)}, on_request{std::move(h)}, on_websocket{std::move(ws)},
           acceptor{asio::make_strand(executor)} {}
 
     asio::any_io_executor executor;
     server_options options;
     handler on_request;
+    websocket_handler on_websocket;
     tcp::acceptor acceptor;
     std::atomic<bool> stopped{false};
 
@@ -269,6 +315,12 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                 co_return;
             }
             request req = parser.release();
+            if (on_websocket && !options.websocket_path.empty() && beast::websocket::is_upgrade(req) &&
+                std::string_view{req.target()}.substr(0, std::string_view{req.target()}.find('?')) ==
+                    options.websocket_path) {
+                co_await run_websocket(stream, req, remote);
+                co_return;
+            }
             connection_exchange<Stream> ex{stream, req, options, remote};
             bool failed = false;
             try {
@@ -283,6 +335,33 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
                                                failed ? "internal error" : "no answer"));
             }
             if (!ex.reusable() || stopped) co_return;
+        }
+    }
+
+    template <class Stream>
+    task<void> run_websocket(Stream& stream, request const& req, std::string const& remote) {
+        beast::get_lowest_layer(stream).expires_never();  // the websocket's own timeouts from here on
+        stream_websocket<Stream> conn{stream, remote};
+        auto& ws = conn.ws();
+        ws.read_message_max(options.body_limit);
+        beast::websocket::stream_base::timeout t{};
+        t.handshake_timeout = options.read_timeout;
+        t.idle_timeout = options.idle_timeout;
+        t.keep_alive_pings = true;
+        ws.set_option(t);
+        auto [ec] = co_await ws.async_accept(req, use_nothrow);
+        if (ec) {
+            co_return;
+        }
+        try {
+            co_await on_websocket(req, conn);
+        } catch (std::exception const& e) {
+            spdlog::error("http: websocket from {} failed: {}", remote, e.what());
+        }
+        if (ws.is_open()) {
+            beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(2));
+            std::string const no_reason;
+            co_await conn.close(static_cast<std::uint16_t>(beast::websocket::close_code::internal_error), no_reason);
         }
     }
 
@@ -306,8 +385,8 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     }
 };
 
-http_server::http_server(asio::any_io_executor ex, server_options options, handler h)
-    : impl_{std::make_shared<impl>(std::move(ex), std::move(options), std::move(h))} {}
+http_server::http_server(asio::any_io_executor ex, server_options options, handler h, websocket_handler ws)
+    : impl_{std::make_shared<impl>(std::move(ex), std::move(options), std::move(h), std::move(ws))} {}
 
 http_server::~http_server() { stop(); }
 

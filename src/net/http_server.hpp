@@ -4,6 +4,7 @@
 // optional TLS. Each request goes to one handler coroutine together with an
 // `exchange`, through which the handler answers whole or as a chunked stream.
 #include "net/asio.hpp"
+#include "net/websocket.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http/message.hpp>
@@ -36,6 +37,7 @@ struct server_options {
     std::chrono::milliseconds write_timeout{30'000}; // each write
     std::size_t max_connections = 10'000;
     std::shared_ptr<asio::ssl::context> tls;         // null: plain TCP
+    std::string websocket_path;                      // upgrades accepted on this path; empty: none
 };
 
 // One request's answer. A handler calls exactly one of: respond(), or
@@ -57,10 +59,13 @@ public:
 };
 
 using handler = std::function<task<void>(request&, exchange&)>;
+// Runs an accepted WebSocket (see net/websocket.hpp) until it ends; the
+// connection is closed after it returns.
+using websocket_handler = std::function<task<void>(request const&, websocket_connection&)>;
 
 class http_server {
 public:
-    http_server(asio::any_io_executor ex, server_options options, handler h);
+    http_server(asio::any_io_executor ex, server_options options, handler h, websocket_handler ws = {});
     ~http_server();
     http_server(http_server const&) = delete;
     http_server& operator=(http_server const&) = delete;

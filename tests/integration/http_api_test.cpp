@@ -7,6 +7,7 @@
 #include "support/http_client.hpp"
 #include "support/process.hpp"
 #include "support/sim_process.hpp"
+#include "support/ws_client.hpp"
 
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
@@ -28,13 +29,17 @@ using parley::test::http_client;
 std::string const secret = "http-api-secret-0123456789abcdef0123";
 std::string const service_key = "svc-key-for-tests-1";
 
+std::vector<std::string> fast_sim() { return {"--latency-ms", "0", "--tokens-per-second", "0", "--answer-tokens", "6"}; }
+
 struct server {
-    parley::test::sim_process sim{{"--latency-ms", "0", "--tokens-per-second", "0", "--answer-tokens", "6"}};
+    parley::test::sim_process sim;
     parley::test::temp_dir data;
     std::unique_ptr<child_process> proc;
     unsigned short port = 0;
 
-    explicit server(std::map<std::string, std::optional<std::string>> extra = {}) {
+    explicit server(std::map<std::string, std::optional<std::string>> extra = {},
+                    std::vector<std::string> sim_args = fast_sim())
+        : sim{std::move(sim_args)} {
         std::map<std::string, std::optional<std::string>> env{
             {"OPENROUTER_BASE_URL", "http://127.0.0.1:" + std::to_string(sim.port) + "/api/v1"},
             {"OPENROUTER_API_KEY", "k"},
@@ -213,6 +218,138 @@ BOOST_AUTO_TEST_CASE(usage_is_the_callers_own_unless_admin) {
     BOOST_TEST(std::string(json::parse(bad.body).at("error").at("message").as_string()).find("by week") !=
                std::string::npos);
     BOOST_TEST(s.get("/v1/usage", "").status == 401u);
+}
+
+// --- /v1/ws ---------------------------------------------------------------
+
+namespace {
+json::object frame(std::optional<std::string> const& text, int line = __builtin_LINE()) {
+    BOOST_TEST_REQUIRE(text.has_value(), "no frame (line " << line << ")");
+    return json::parse(*text).as_object();
+}
+// Frames until one of `type` arrives (bounded); all of them in order.
+std::vector<json::object> until(parley::test::ws_client& ws, std::string const& type) {
+    std::vector<json::object> got;
+    for (int i = 0; i != 1000; ++i) {
+        got.push_back(frame(ws.receive()));
+        if (got.back().at("type").as_string() == type) break;
+    }
+    return got;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(ws_hello_then_a_streamed_turn_ping_and_a_bad_frame) {
+    server s;
+    parley::test::ws_client ws{s.port, "/v1/ws"};
+    BOOST_TEST_REQUIRE(!ws.handshake_error, ws.handshake_error.message());
+    BOOST_TEST_REQUIRE(ws.send(R"({"type":"hello","token":")" + token("ana", {}, "en") + R"(","language":"es"})"));
+    auto ready = frame(ws.receive());
+    BOOST_TEST(ready.at("type").as_string() == "ready");
+    BOOST_TEST(ready.at("language").as_string() == "es");
+    BOOST_TEST(!ready.at("session_id").as_string().empty());
+    BOOST_TEST(!ready.at("conversation_id").as_string().empty());
+    BOOST_TEST(ready.at("tools").as_array().size() == 2u);  // conf/tools.json's builtins
+
+    ws.send(R"({"type":"message","id":"c1","text":"Hola"})");
+    auto frames = until(ws, "done");
+    std::string text;
+    for (auto const& f : frames) {
+        BOOST_TEST(f.at("id").as_string() == "c1");
+        if (f.at("type").as_string() == "delta") text += f.at("text").as_string();
+    }
+    BOOST_TEST(frames.size() >= 3u);
+    BOOST_TEST(frames.back().at("text").as_string() == text);
+    BOOST_TEST(frames.back().at("usage").at("output_tokens").as_int64() == 6);
+
+    ws.send(R"({"type":"ping"})");
+    BOOST_TEST(frame(ws.receive()).at("type").as_string() == "pong");
+    ws.send("this is not json");
+    auto bad = frame(ws.receive());
+    BOOST_TEST(bad.at("type").as_string() == "error");
+    BOOST_TEST(bad.at("code").as_string() == "bad_request");
+    ws.send(R"({"type":"message","text":"sin id"})");
+    BOOST_TEST(frame(ws.receive()).at("code").as_string() == "bad_request");
+    ws.send(R"({"type":"language","language":"en"})");
+    ws.send(R"({"type":"teleport","id":"x"})");
+    auto unknown = frame(ws.receive());
+    BOOST_TEST(unknown.at("id").as_string() == "x");
+    BOOST_TEST(std::string(unknown.at("message").as_string()).find("request") != std::string::npos);  // English now
+    // The session goes on after all that.
+    ws.send(R"({"type":"message","id":"c2","text":"Otra","stream":false})");
+    auto second = until(ws, "done");
+    BOOST_TEST(second.size() == 1u);  // not streamed: done alone
+    ws.close();
+}
+
+BOOST_AUTO_TEST_CASE(ws_token_in_the_header_and_refusals_close_with_1008) {
+    server s;
+    parley::test::ws_client with_header{s.port, "/v1/ws", {{"Authorization", "Bearer " + token("ana")}}};
+    with_header.send(R"({"type":"hello"})");
+    BOOST_TEST(frame(with_header.receive()).at("type").as_string() == "ready");
+
+    parley::test::ws_client forged{s.port, "/v1/ws"};
+    forged.send(R"({"type":"hello","token":"nope"})");
+    auto err = frame(forged.receive());
+    BOOST_TEST(err.at("code").as_string() == "unauthorized");
+    BOOST_TEST(!forged.receive().has_value());
+    BOOST_TEST(forged.close_reason().code == 1008);
+
+    parley::test::ws_client not_hello{s.port, "/v1/ws"};
+    not_hello.send(R"({"type":"message","id":"m","text":"Hola"})");
+    BOOST_TEST(frame(not_hello.receive()).at("code").as_string() == "unauthorized");
+
+    parley::test::ws_client stranger{s.port, "/v1/ws"};
+    stranger.send(R"({"type":"hello","token":")" + token("bob") + R"(","conversation_id":"c-nobody"})");
+    BOOST_TEST(frame(stranger.receive()).at("code").as_string() == "conversation_not_found");
+
+    // Nothing at all: closed after the hello timeout (5 s).
+    parley::test::ws_client silent{s.port, "/v1/ws"};
+    auto const t0 = std::chrono::steady_clock::now();
+    auto timeout_err = frame(silent.receive(8s));
+    BOOST_TEST(timeout_err.at("code").as_string() == "unauthorized");
+    BOOST_TEST(!silent.receive(3s).has_value());
+    BOOST_TEST(silent.close_reason().code == 1008);
+    BOOST_TEST((std::chrono::steady_clock::now() - t0 >= 4500ms));
+    BOOST_TEST(s.sim_requests() == 0);
+    // The server is still fine.
+    BOOST_TEST(s.post("/v1/respond", R"({"text":"Hola"})", token("ana")).status == 200u);
+}
+
+BOOST_AUTO_TEST_CASE(ws_cancel_and_a_dropped_connection_record_their_calls) {
+    server s{{}, {"--latency-ms", "0", "--tokens-per-second", "20", "--answer-tokens", "200"}};
+    parley::test::ws_client ws{s.port, "/v1/ws"};
+    ws.send(R"({"type":"hello","token":")" + token("ana") + R"("})");
+    BOOST_TEST(frame(ws.receive()).at("type").as_string() == "ready");
+    ws.send(R"({"type":"message","id":"c1","text":"Hola"})");
+    BOOST_TEST(frame(ws.receive()).at("type").as_string() == "delta");
+    ws.send(R"({"type":"message","id":"c2","text":"Otra"})");
+    ws.send(R"({"type":"cancel","id":"c1"})");
+    auto frames = until(ws, "error");
+    bool busy = false;
+    for (auto const& f : frames) {
+        if (f.at("type").as_string() == "error" && f.at("id").as_string() == "c2") busy = f.at("code").as_string() == "busy";
+    }
+    if (frames.back().at("id").as_string() == "c2") {
+        BOOST_TEST(frames.back().at("code").as_string() == "busy");
+        frames = until(ws, "error");
+    } else {
+        BOOST_TEST(busy);
+    }
+    BOOST_TEST(frames.back().at("id").as_string() == "c1");
+    BOOST_TEST(frames.back().at("code").as_string() == "cancelled");
+
+    // A connection dropped mid-turn: the turn is cancelled and recorded.
+    ws.send(R"({"type":"message","id":"c3","text":"Y otra"})");
+    BOOST_TEST(frame(ws.receive()).at("type").as_string() == "delta");
+    ws.drop();
+    json::object mine;
+    for (int i = 0; i != 200; ++i) {
+        mine = json::parse(s.get("/v1/usage?by=user", token("ana")).body).as_object();
+        if (mine.at("total").at("requests").as_int64() == 2) break;
+        std::this_thread::sleep_for(25ms);
+    }
+    BOOST_TEST(mine.at("total").at("requests").as_int64() == 2);
+    BOOST_TEST(mine.at("total").at("output_tokens").as_int64() > 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
