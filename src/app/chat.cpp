@@ -28,6 +28,7 @@
 #include <ctime>
 #include <random>
 #include <exception>
+#include <functional>
 #include <ostream>
 #include <stdexcept>
 #include <variant>
@@ -147,6 +148,51 @@ struct chat_args {
     std::optional<std::string> conversation;
 };
 
+// Runs `body` on a private io_context with the OpenRouter client and the
+// accounting stack started (the limits loaded for `user`), then shuts them
+// down. 2, after one line on `err`, when either cannot start; else 0.
+using chat_body = std::function<task<void>(std::shared_ptr<actors::openrouter_client> const&, accounting_stack&,
+                                           asio::io_context&)>;
+
+int with_chat_stack(domain::settings const& s, std::string const& user, std::ostream& err, chat_body const& body) {
+    asio::io_context ioc{1};
+    std::shared_ptr<actors::openrouter_client> client;
+    try {
+        client = std::make_shared<actors::openrouter_client>(ioc.get_executor(), actors::openrouter_options::from(s));
+    } catch (std::exception const& e) {
+        err << "parley chat: " << e.what() << "\n";
+        return 2;
+    }
+    std::string startup_failure;
+    std::exception_ptr failure;
+    asio::co_spawn(
+        ioc,
+        [&]() -> task<void> {
+            accounting_stack stack;
+            try {
+                std::optional<std::string> const only_user = user;
+                stack = co_await start_accounting(s, client, only_user);
+            } catch (startup_error const& e) {
+                startup_failure = e.what();
+            }
+            if (startup_failure.empty()) {
+                co_await body(client, stack, ioc);
+                co_await stack.shutdown(std::chrono::seconds{5});
+            }
+            co_await client->shutdown();
+        },
+        [&failure](std::exception_ptr e) { failure = e; });
+    ioc.run();
+    if (failure) {
+        std::rethrow_exception(failure);  // LCOV_EXCL_LINE: calls and turns report their failures as values
+    }
+    if (!startup_failure.empty()) {
+        err << "parley chat: " << one_line(startup_failure) << "\n";
+        return 2;
+    }
+    return 0;
+}
+
 // --raw: the text alone as one upstream call (no system prompt, no tools).
 int run_raw_chat(chat_args const& ca, domain::settings const& s, std::ostream& out, std::ostream& err) {
     auto const& text = ca.text;
@@ -176,15 +222,6 @@ int run_raw_chat(chat_args const& ca, domain::settings const& s, std::ostream& o
         };
     }
 
-    asio::io_context ioc{1};
-    std::shared_ptr<actors::openrouter_client> client;
-    try {
-        client = std::make_shared<actors::openrouter_client>(ioc.get_executor(), actors::openrouter_options::from(s));
-    } catch (std::exception const& e) {
-        err << "parley chat: " << e.what() << "\n";
-        return 2;
-    }
-
     actors::call_identity who;
     who.user_id = user;
     who.permissions = perms;
@@ -196,64 +233,42 @@ int run_raw_chat(chat_args const& ca, domain::settings const& s, std::ostream& o
     std::optional<actors::call_result> result;
     std::optional<domain::usage_record> row;
     std::optional<actors::admission_decision> refused;
-    std::string startup_failure;
     std::string record_failure;
     bool interrupted = false;
-    std::exception_ptr failure;
-    asio::co_spawn(
-        ioc,
-        [&]() -> task<void> {
-            app::accounting_stack stack;
-            try {
-                std::optional<std::string> const only_user = user;
-                stack = co_await start_accounting(s, client, only_user);
-            } catch (startup_error const& e) {
-                startup_failure = e.what();
-            }
-            if (!startup_failure.empty()) {
-                co_await client->shutdown();
-                co_return;
-            }
-            auto const worst = stack.accountant->worst_case(prompt_bytes, models, s.ai.max_tokens);
-            auto admitted = co_await stack.accountant->admit(who, worst);
-            if (admitted && admitted->admitted) {
-                // Ctrl-C cancels the call (the upstream connection is closed)
-                // and the call is still recorded, as cancelled.
-                asio::cancellation_signal cancel;
-                asio::signal_set signals{ioc, SIGINT, SIGTERM};
-                signals.async_wait([&](boost::system::error_code ec, int) {
-                    if (!ec) {
-                        interrupted = true;
-                        cancel.emit(asio::cancellation_type::terminal);
-                    }
-                });
-                auto answer = client->complete(std::move(call));
-                auto r = co_await asio::co_spawn(ioc, std::move(answer),
-                                                 asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
-                signals.cancel();
-                auto recorded = co_await stack.accountant->record(who, *admitted, s.ai.model, prompt_bytes, r);
-                if (recorded) {
-                    row = std::move(*recorded);
-                } else {
-                    record_failure = recorded.error().message();
+    auto body = [&](std::shared_ptr<actors::openrouter_client> const& client, accounting_stack& stack,
+                    asio::io_context& ioc) -> task<void> {
+        auto const worst = stack.accountant->worst_case(prompt_bytes, models, s.ai.max_tokens);
+        auto admitted = co_await stack.accountant->admit(who, worst);
+        if (admitted && admitted->admitted) {
+            // Ctrl-C cancels the call (the upstream connection is closed)
+            // and the call is still recorded, as cancelled.
+            asio::cancellation_signal cancel;
+            asio::signal_set signals{ioc, SIGINT, SIGTERM};
+            signals.async_wait([&](boost::system::error_code ec, int) {
+                if (!ec) {
+                    interrupted = true;
+                    cancel.emit(asio::cancellation_type::terminal);
                 }
-                result = std::move(r);
-            } else if (admitted) {
-                refused = std::move(*admitted);
+            });
+            auto answer = client->complete(std::move(call));
+            auto r = co_await asio::co_spawn(ioc, std::move(answer),
+                                             asio::bind_cancellation_slot(cancel.slot(), asio::use_awaitable));
+            signals.cancel();
+            auto recorded = co_await stack.accountant->record(who, *admitted, s.ai.model, prompt_bytes, r);
+            if (recorded) {
+                row = std::move(*recorded);
             } else {
-                record_failure = admitted.error().message();  // LCOV_EXCL_LINE: the limiter runs until shutdown
+                record_failure = recorded.error().message();
             }
-            co_await stack.shutdown(std::chrono::seconds{5});
-            co_await client->shutdown();
-        },
-        [&failure](std::exception_ptr e) { failure = e; });
-    ioc.run();
-    if (failure) {
-        std::rethrow_exception(failure);  // LCOV_EXCL_LINE: the call reports its failures as values
-    }
-    if (!startup_failure.empty()) {
-        err << "parley chat: " << one_line(startup_failure) << "\n";
-        return 2;
+            result = std::move(r);
+        } else if (admitted) {
+            refused = std::move(*admitted);
+        } else {
+            record_failure = admitted.error().message();  // LCOV_EXCL_LINE: the limiter runs until shutdown
+        }
+    };
+    if (int const code = with_chat_stack(s, user, err, body); code != 0) {
+        return code;
     }
     if (refused) {
         if (as_json) {
@@ -307,6 +322,9 @@ int run_raw_chat(chat_args const& ca, domain::settings const& s, std::ostream& o
 
 // The frames of one turn, for the terminal.
 struct turn_printer {
+    turn_printer(std::ostream& o, std::ostream& e, bool streamed, bool json_out)
+        : out(o), err(e), stream(streamed), as_json(json_out) {}
+
     std::ostream& out;
     std::ostream& err;
     bool stream = false;
@@ -345,84 +363,54 @@ int run_session_chat(chat_args const& ca, domain::settings const& s, std::ostrea
         err << "parley chat: " << one_line(e.what()) << "\n";
         return 2;
     }
-    asio::io_context ioc{1};
-    std::shared_ptr<actors::openrouter_client> client;
-    try {
-        client = std::make_shared<actors::openrouter_client>(ioc.get_executor(), actors::openrouter_options::from(s));
-    } catch (std::exception const& e) {
-        err << "parley chat: " << e.what() << "\n";
-        return 2;
-    }
     auto const lang = domain::parse_language(s.language).value_or(domain::language::es);
     turn_printer printer{out, err, ca.stream, ca.as_json};
-    std::string startup_failure;
     std::string open_failure;
     std::string conversation_id;
     bool interrupted = false;
-    std::exception_ptr failure;
-    asio::co_spawn(
-        ioc,
-        [&]() -> task<void> {
-            app::accounting_stack stack;
-            try {
-                std::optional<std::string> const only_user = ca.user;
-                stack = co_await start_accounting(s, client, only_user);
-            } catch (startup_error const& e) {
-                startup_failure = e.what();
-            }
-            if (!startup_failure.empty()) {
-                co_await client->shutdown();
-                co_return;
-            }
-            auto assistant = start_assistant(ioc.get_executor(), s, std::move(files), client, stack);
-            actors::session_options so;
-            so.user.id = ca.user;
-            so.user.name = ca.user;
-            so.user.permissions = ca.perms;
-            so.lang = lang;
-            so.resume = ca.conversation;
-            so.sink = [&printer](json::object f) { printer(std::move(f)); };
-            asio::any_io_executor const session_ex = ioc.get_executor();
-            auto opened = co_await actors::open_session(session_ex, assistant.services, std::move(so));
-            if (opened.session) {
-                auto session = opened.session;
-                // Ctrl-C cancels the turn (the upstream connection is closed)
-                // and its calls are still recorded, as cancelled.
-                asio::signal_set signals{ioc, SIGINT, SIGTERM};
-                signals.async_wait([&](boost::system::error_code ec, int) {
-                    if (!ec) {
-                        interrupted = true;
-                        asio::co_spawn(ioc, session->cancel(), asio::detached);
-                    }
-                });
-                actors::turn_request rq;
-                rq.id = "t1";
-                rq.text = ca.text;
-                rq.context = ca.context;
-                rq.stream = ca.stream;
-                co_await session->send(std::move(rq));
-                co_await session->idle();
-                signals.cancel();
-                auto info = co_await session->info();
-                if (info) {
-                    conversation_id = info->conversation_id;
+    auto body = [&](std::shared_ptr<actors::openrouter_client> const& client, accounting_stack& stack,
+                    asio::io_context& ioc) -> task<void> {
+        auto assistant = start_assistant(ioc.get_executor(), s, std::move(files), client, stack);
+        actors::session_options so;
+        so.user.id = ca.user;
+        so.user.name = ca.user;
+        so.user.permissions = ca.perms;
+        so.lang = lang;
+        so.resume = ca.conversation;
+        so.sink = [&printer](json::object f) { printer(std::move(f)); };
+        asio::any_io_executor const session_ex = ioc.get_executor();
+        auto opened = co_await actors::open_session(session_ex, assistant.services, std::move(so));
+        if (opened.session) {
+            auto session = opened.session;
+            // Ctrl-C cancels the turn (the upstream connection is closed)
+            // and its calls are still recorded, as cancelled.
+            asio::signal_set signals{ioc, SIGINT, SIGTERM};
+            signals.async_wait([&](boost::system::error_code ec, int) {
+                if (!ec) {
+                    interrupted = true;
+                    asio::co_spawn(ioc, session->cancel(), asio::detached);
                 }
-                co_await session->shutdown(true);
-            } else {
-                open_failure = opened.error_code;
+            });
+            actors::turn_request rq;
+            rq.id = "t1";
+            rq.text = ca.text;
+            rq.context = ca.context;
+            rq.stream = ca.stream;
+            co_await session->send(std::move(rq));
+            co_await session->idle();
+            signals.cancel();
+            auto info = co_await session->info();
+            if (info) {
+                conversation_id = info->conversation_id;
             }
-            co_await assistant.shutdown();
-            co_await stack.shutdown(std::chrono::seconds{5});
-            co_await client->shutdown();
-        },
-        [&failure](std::exception_ptr e) { failure = e; });
-    ioc.run();
-    if (failure) {
-        std::rethrow_exception(failure);  // LCOV_EXCL_LINE: the turn reports its failures as frames
-    }
-    if (!startup_failure.empty()) {
-        err << "parley chat: " << one_line(startup_failure) << "\n";
-        return 2;
+            co_await session->shutdown(true);
+        } else {
+            open_failure = opened.error_code;
+        }
+        co_await assistant.shutdown();
+    };
+    if (int const code = with_chat_stack(s, ca.user, err, body); code != 0) {
+        return code;
     }
     if (!open_failure.empty()) {
         err << "parley chat: " << domain::render(lang, open_failure) << " (" << open_failure << ")\n";
