@@ -23,6 +23,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <random>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -57,16 +58,43 @@ tcp::socket& lowest_socket(beast::ssl_stream<beast::tcp_stream>& s) {
     return beast::get_lowest_layer(s).socket();
 }
 
+// The request's X-Request-Id when it is a usable one (1..128 visible ASCII
+// characters), else a fresh one (32 hex digits).
+std::string request_id_of(request const& req) {
+    auto const given = req["X-Request-Id"];
+    bool ok = !given.empty() && given.size() <= 128;
+    for (char c : given) {
+        ok = ok && c > 0x20 && c < 0x7F;
+    }
+    if (ok) {
+        return std::string{given};
+    }
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    static char const hex[] = "0123456789abcdef";
+    std::string id;
+    for (int i = 0; i < 2; ++i) {
+        auto v = rng();
+        for (int j = 0; j < 16; ++j) {
+            id += hex[v & 0xF];
+            v >>= 4;
+        }
+    }
+    return id;
+}
+
 template <class Stream>
 class connection_exchange final : public exchange {
 public:
     connection_exchange(Stream& stream, request const& req, server_options const& opts,
                         std::string const& remote)
-        : stream_{stream}, req_{req}, opts_{opts}, remote_{remote} {}
+        : stream_{stream}, req_{req}, opts_{opts}, remote_{remote}, request_id_{request_id_of(req)} {}
+
+    std::string const& request_id() const override { return request_id_; }
 
     task<bool> respond(response res) override {
         if (state_ != state::fresh) co_return false;
         state_ = state::done;
+        res.set("X-Request-Id", request_id_);
         res.keep_alive(req_.keep_alive());
         res.prepare_payload();
         keep_alive_ = res.keep_alive();
@@ -80,6 +108,7 @@ public:
         if (state_ != state::fresh) co_return false;
         state_ = state::streaming;
         http::response<http::empty_body> res{std::move(header)};
+        res.set("X-Request-Id", request_id_);
         res.version(req_.version());
         res.keep_alive(req_.keep_alive());
         res.chunked(true);
@@ -134,6 +163,7 @@ private:
     state state_ = state::fresh;
     bool broken_ = false;
     bool keep_alive_ = false;
+    std::string request_id_;
 };
 
 // A WebSocket over the connection's stream (plain or TLS).

@@ -2,7 +2,8 @@
 // The HTTP/1.1 listener every front door and the simulator share: keep-alive,
 // header and body limits, read and idle timeouts, a connection limit,
 // optional TLS. Each request goes to one handler coroutine together with an
-// `exchange`, through which the handler answers whole or as a chunked stream.
+// `exchange`, through which the handler answers whole or as a chunked stream;
+// every answer carries the request's X-Request-Id (echoed, or made).
 #include "net/asio.hpp"
 #include "net/websocket.hpp"
 
@@ -56,6 +57,9 @@ public:
     virtual void abort() = 0;
     virtual bool answered() const = 0;
     virtual std::string const& remote_address() const = 0;
+    // The request's X-Request-Id (1..128 visible ASCII characters), else a
+    // fresh one; every answer carries it back in X-Request-Id.
+    virtual std::string const& request_id() const = 0;
 };
 
 using handler = std::function<task<void>(request&, exchange&)>;

@@ -86,6 +86,27 @@ BOOST_AUTO_TEST_CASE(answers_and_keeps_the_connection_alive) {
     });
 }
 
+BOOST_AUTO_TEST_CASE(every_answer_carries_a_request_id) {
+    start(hello);
+    run([&]() -> task<void> {
+        auto echoed = co_await exchange_raw(ep(), get("/a", "X-Request-Id: req-42\r\n"));
+        BOOST_TEST(echoed.find("X-Request-Id: req-42\r\n") != std::string::npos, echoed);
+        auto made = co_await exchange_raw(ep(), get("/b"));
+        auto const at = made.find("X-Request-Id: ");
+        BOOST_TEST_REQUIRE(at != std::string::npos);
+        auto const id = made.substr(at + 14, made.find("\r\n", at) - at - 14);
+        BOOST_TEST(id.size() == 32u);
+        BOOST_TEST(id.find_first_not_of("0123456789abcdef") == std::string::npos);
+        auto again = co_await exchange_raw(ep(), get("/c"));
+        BOOST_TEST(again.find("X-Request-Id: " + id) == std::string::npos);  // a fresh one each time
+        std::string const too_long(129, 'x');
+        auto replaced = co_await exchange_raw(ep(), get("/d", "X-Request-Id: " + too_long + "\r\n"));
+        BOOST_TEST(replaced.find(too_long) == std::string::npos);
+        BOOST_TEST(replaced.find("X-Request-Id: ") != std::string::npos);
+        server->stop();
+    });
+}
+
 BOOST_AUTO_TEST_CASE(reads_the_body) {
     start(hello);
     run([&]() -> task<void> {
