@@ -1,6 +1,5 @@
 #include "app/cli.hpp"
 
-#include "app/assistant.hpp"
 #include "app/chat.hpp"
 #include "app/db_commands.hpp"
 #include "app/logging.hpp"
@@ -275,15 +274,6 @@ int run_cli(std::vector<std::string> const& args, domain::env_lookup const& env,
     // serve
     if (auto missing = domain::require_for_serve(s)) {
         err << "parley: " << missing->message() << "\n";
-        return 2;
-    }
-    // The assistant's files (prompts, tools, fallbacks) are checked before
-    // anything starts; the front doors that run turns come with #6.
-    try {
-        auto const files = load_assistant_files(s);
-        (void)files;
-    } catch (startup_error const& e) {
-        err << "parley: " << e.what() << "\n";
         return 2;
     }
     setup_logging(s.log.format, level_text(s.log.level));

@@ -35,13 +35,21 @@ http::status status_of(std::string_view code) {
 // An error in OpenAI's shape, the message in `lang`.
 net::response error_response(net::request const& req, std::string_view code, std::string const& message,
                              std::optional<std::int64_t> retry_after = std::nullopt) {
-    auto res = net::json_error(req, status_of(code), code, message);
-    if (retry_after) {
-        auto body = json::parse(res.body()).as_object();
-        body["retry_after"] = *retry_after;
-        res.body() = json::serialize(body) + "\n";
-        res.set(http::field::retry_after, std::to_string(*retry_after));
+    if (!retry_after) {
+        return net::json_error(req, status_of(code), code, message);
     }
+    auto const status = status_of(code);
+    json::object error;
+    error["message"] = message;
+    error["type"] = code;
+    error["code"] = static_cast<int>(status);
+    json::object body;
+    body["error"] = std::move(error);
+    body["retry_after"] = *retry_after;
+    net::response res{status, req.version()};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::retry_after, std::to_string(*retry_after));
+    res.body() = json::serialize(body) + "\n";
     return res;
 }
 

@@ -67,6 +67,15 @@ int serve(serve_options const& options) {
     std::shared_ptr<http_api> api;
     if (options.accounting) {
         auto const& s = *options.accounting;
+        // The assistant's files (prompts, tools, fallbacks) first: a bad one
+        // stops start-up before the database is touched.
+        assistant_files files;
+        try {
+            files = load_assistant_files(s);
+        } catch (startup_error const& e) {
+            spdlog::critical("{}", e.what());
+            return 2;
+        }
         bool started = false;
         std::string failure;
         try {
@@ -81,7 +90,7 @@ int serve(serve_options const& options) {
                 try {
                     std::optional<std::string> const everyone;
                     accounting = co_await start_accounting(s, client, everyone);
-                    assistant = start_assistant(ioc.get_executor(), s, load_assistant_files(s), client, *accounting);
+                    assistant = start_assistant(ioc.get_executor(), s, std::move(files), client, *accounting);
                 } catch (std::exception const& e) {
                     failure = e.what();  // startup_error: one line the operator can act on
                 }
