@@ -219,7 +219,11 @@ task<result<admission_decision>> accountant::admit(call_identity const& who, dom
                 std::find(who.permissions.begin(), who.permissions.end(), options_.exempt_permission) !=
                     who.permissions.end();
     auto limiter = limiter_;
-    co_return co_await limiter->admit(std::move(rq));
+    auto decision = co_await limiter->admit(std::move(rq));
+    if (decision && !decision->admitted && observer_) {
+        observer_->refused(*decision);
+    }
+    co_return decision;
 }
 
 task<result<domain::usage_record>> accountant::record(call_identity const& who, admission_decision const& admission,
@@ -232,6 +236,9 @@ task<result<domain::usage_record>> accountant::record(call_identity const& who, 
     auto logged = co_await writer->record(row);
     // The reservation ends whatever happened to the log: the spend is real.
     co_await limiter->settle(admission.ticket, row.cost);
+    if (observer_) {
+        observer_->recorded(r, row);
+    }
     if (!logged) {
         co_return logged.error();
     }

@@ -47,6 +47,15 @@ struct accounting_options {
     int correction_attempts = 5;  // 0: estimates are never looked up
 };
 
+// Told about every admission refusal and every recorded call (for metrics).
+// Called from the coroutine of admit() or record(), on any thread: it must
+// be thread-safe and must not block.
+struct accounting_observer {
+    virtual ~accounting_observer() = default;
+    virtual void refused(admission_decision const& d) = 0;
+    virtual void recorded(call_result const& r, domain::usage_record const& row) = 0;
+};
+
 // Who makes a call.
 struct call_identity {
     std::string user_id;                   // empty: an anonymous (service) call
@@ -91,6 +100,9 @@ public:
                                               std::string const& requested_model, std::size_t prompt_bytes,
                                               call_result const& r);
 
+    // Set once, before the first call (null: none).
+    void observe(std::shared_ptr<accounting_observer> o) { observer_ = std::move(o); }
+
     // Looks up, in the background, the real cost of estimate rows
     // (request_id, generation_id) left from earlier runs.
     void correct_later(std::vector<std::pair<std::string, std::string>> estimates);
@@ -114,6 +126,7 @@ private:
     std::shared_ptr<openrouter_client> client_;
     accounting_options options_;
     std::shared_ptr<corrections> corrections_;
+    std::shared_ptr<accounting_observer> observer_;
 };
 
 // What the rate limiter should know at start-up, from the database: today's

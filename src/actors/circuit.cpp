@@ -1,8 +1,24 @@
 #include "actors/circuit.hpp"
 
+#include "actors/openrouter_client.hpp"
+
 #include <spdlog/spdlog.h>
 
 namespace parley::actors {
+
+call_verdict verdict_of(call_result const& r) {
+    if (r.result) {
+        return call_verdict::success;
+    }
+    auto const& e = r.result.error();
+    if (e.code_text == "cancelled" || e.code_text == "client_stopped" || e.code_text == "no_api_key") {
+        return call_verdict::abandoned;
+    }
+    if (e.status == 0 || e.status == 408 || e.status == 429 || e.status >= 500) {
+        return call_verdict::failure;
+    }
+    return call_verdict::abandoned;  // the request was refused: the upstream itself is up
+}
 
 circuit::circuit(asio::any_io_executor ex, domain::circuit_options options, std::function<clock::time_point()> now)
     : actor{std::move(ex), {.capacity = 4096, .name = "circuit"}}, breaker_(options), now_(std::move(now)) {}

@@ -16,6 +16,13 @@ namespace parley::actors {
 
 enum class call_verdict { success, failure, abandoned };
 
+struct call_result;
+// How a finished call bears on the upstream's health: success; failure for
+// a local failure (timeouts, connection), 408, 429 and 5xx; abandoned for a
+// cancelled call, a stopped client, no API key, or a request the upstream
+// refused (4xx: the upstream itself is up).
+call_verdict verdict_of(call_result const& r);
+
 struct circuit_status {
     domain::circuit_state state = domain::circuit_state::closed;
     int consecutive_failures = 0;

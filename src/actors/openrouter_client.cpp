@@ -306,6 +306,19 @@ task<call_result> run_call(state_ptr st, chat_call call) {
     co_await asio::this_coro::throw_if_cancelled(false);
     co_await asio::this_coro::reset_cancellation_state(asio::enable_total_cancellation());
     call_result out;
+    auto const started = steady::now();
+    auto first_text = std::make_shared<std::optional<steady::time_point>>();
+    if (call.stream) {
+        auto inner = std::move(call.on_text);
+        call.on_text = [inner = std::move(inner), first_text](std::string_view t) {
+            if (!*first_text) {
+                *first_text = steady::now();
+            }
+            if (inner) {
+                inner(t);
+            }
+        };
+    }
     auto ctx = std::make_shared<call_context>();
     ctx->request_id = call.request_id.empty() ? random_request_id() : call.request_id;
     ctx->call = std::move(call);
@@ -327,6 +340,10 @@ task<call_result> run_call(state_ptr st, chat_call call) {
     out.partial = std::move(outcome.partial);
     out.attempts = outcome.requests;
     out.waits = std::move(outcome.waits);
+    out.elapsed = std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - started);
+    if (*first_text) {
+        out.first_token = std::chrono::duration_cast<std::chrono::microseconds>(**first_text - started);
+    }
     if (out.result) {
         if (auto const& u = out.result->usage; u && u->cost) {
             out.cost = cost_from_text(*u->cost);

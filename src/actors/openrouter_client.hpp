@@ -94,6 +94,9 @@ struct call_result {
     std::string request_id;
     int attempts = 0;  // requests that reached the upstream
     std::vector<std::chrono::milliseconds> waits;  // retry waits, in order
+    std::chrono::microseconds elapsed{0};          // the whole call, retries included
+    // A streamed call's first text delta, from the call's start (none: no text came).
+    std::optional<std::chrono::microseconds> first_token;
 };
 
 // Exact decimal USD text (usage.cost) in nano-dollars, rounded half up at

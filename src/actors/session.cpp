@@ -45,21 +45,6 @@ std::size_t utf8_chars(std::string_view s) noexcept {
 
 bool blank(std::string_view s) { return s.find_first_not_of(" \t\r\n") == std::string_view::npos; }
 
-// How a finished call bears on the upstream's health.
-call_verdict verdict_of(call_result const& r) {
-    if (r.result) {
-        return call_verdict::success;
-    }
-    auto const& e = r.result.error();
-    if (e.code_text == "cancelled" || e.code_text == "client_stopped" || e.code_text == "no_api_key") {
-        return call_verdict::abandoned;
-    }
-    if (e.status == 0 || e.status == 408 || e.status == 429 || e.status >= 500) {
-        return call_verdict::failure;
-    }
-    return call_verdict::abandoned;  // the request was refused: the upstream itself is up
-}
-
 tool_outcome too_many_calls(domain::tool_call const& call, std::size_t limit) {
     tool_outcome o;
     o.call_id = call.id;

@@ -1,8 +1,10 @@
 #include "app/http_api.hpp"
 
+#include "app/api_common.hpp"
 #include "app/frame_queue.hpp"
 #include "app/usage_query.hpp"
 #include "domain/errc.hpp"
+#include "domain/jwt.hpp"
 #include "persistence/database.hpp"
 
 #include <boost/asio/this_coro.hpp>
@@ -18,27 +20,24 @@ namespace parley::app {
 namespace json = boost::json;
 namespace http = net::http;
 
-namespace {
-
 http::status status_of(std::string_view code) {
     if (code == "bad_request") return http::status::bad_request;
     if (code == "message_too_long") return http::status::payload_too_large;
     if (code == "unauthorized") return http::status::unauthorized;
     if (code == "forbidden") return http::status::forbidden;
-    if (code == "conversation_not_found") return http::status::not_found;
+    if (code == "conversation_not_found" || code == "not_found") return http::status::not_found;
     if (code == "rate_limited" || code == "budget_exhausted") return http::status::too_many_requests;
     if (code == "ai_unavailable") return http::status::service_unavailable;
     if (code == "upstream_error") return http::status::bad_gateway;
     return http::status::internal_server_error;
 }
 
-// An error in OpenAI's shape, the message in `lang`.
 net::response error_response(net::request const& req, std::string_view code, std::string const& message,
-                             std::optional<std::int64_t> retry_after = std::nullopt) {
+                             std::optional<std::int64_t> retry_after, std::optional<http::status> status_override) {
+    auto const status = status_override.value_or(status_of(code));
     if (!retry_after) {
-        return net::json_error(req, status_of(code), code, message);
+        return net::json_error(req, status, code, message);
     }
-    auto const status = status_of(code);
     json::object error;
     error["message"] = message;
     error["type"] = code;
@@ -67,6 +66,8 @@ net::response method_not_allowed(net::request const& req, char const* allow) {
     res.set(http::field::allow, allow);
     return res;
 }
+
+namespace {
 
 // The caller, or nullopt (the 401 is then the caller's to send).
 std::optional<domain::principal> caller(http_api const& api, net::request const& req) {
@@ -297,23 +298,59 @@ task<void> usage(std::shared_ptr<http_api const> api, net::request& req, net::ex
     co_await ex.respond(std::move(res));
 }
 
+// GET /v1/dev/token?lang=es|en (server.dev_tokens only): a day's token for
+// user "dev", so the chat page can be tried on the simulator.
+net::response dev_token(http_api const& api, net::request const& req) {
+    if (!api.dev_tokens || api.auth.jwt_secret.empty()) {
+        return error_response(req, "not_found", "no route for GET /v1/dev/token");
+    }
+    auto const target = std::string_view{req.target().data(), req.target().size()};
+    jwt_claims c;
+    c.sub = "dev";
+    c.name = "Developer";
+    c.iat = api.now_unix();
+    c.exp = *c.iat + 86'400;
+    if (target.ends_with("lang=en")) {
+        c.lang = "en";
+    } else if (target.ends_with("lang=es")) {
+        c.lang = "es";
+    }
+    json::object body;
+    body["token"] = mint_jwt(c, api.auth.jwt_secret);
+    body["user"] = c.sub;
+    return json_response(req, body);
+}
+
+struct route_kind {
+    enum { none, respond, usage, completions, dev_token } k = none;
+    char const* allow = "POST";
+};
+
+route_kind route_of(std::string_view path) {
+    if (path == "/v1/respond") return {route_kind::respond, "POST"};
+    if (path == "/v1/usage") return {route_kind::usage, "GET"};
+    if (path == "/v1/chat/completions") return {route_kind::completions, "POST"};
+    if (path == "/v1/dev/token") return {route_kind::dev_token, "GET"};
+    return {};
+}
+
 }  // namespace
 
 task<bool> handle_api(std::shared_ptr<http_api const> api, net::request& req, net::exchange& ex) {
     auto const target = std::string_view{req.target().data(), req.target().size()};
-    auto const path = target.substr(0, target.find('?'));
-    bool const is_respond = path == "/v1/respond";
-    bool const is_usage = path == "/v1/usage";
-    if (!is_respond && !is_usage) {
+    auto const route = route_of(target.substr(0, target.find('?')));
+    if (route.k == route_kind::none) {
         co_return false;
     }
-    if (is_respond && req.method() != http::verb::post) {
-        auto res = method_not_allowed(req, "POST");
+    auto const wanted = route.k == route_kind::usage || route.k == route_kind::dev_token ? http::verb::get
+                                                                                          : http::verb::post;
+    if (req.method() != wanted) {
+        auto res = method_not_allowed(req, route.allow);
         co_await ex.respond(std::move(res));
         co_return true;
     }
-    if (is_usage && req.method() != http::verb::get) {
-        auto res = method_not_allowed(req, "GET");
+    if (route.k == route_kind::dev_token) {
+        auto res = dev_token(*api, req);
         co_await ex.respond(std::move(res));
         co_return true;
     }
@@ -324,10 +361,12 @@ task<bool> handle_api(std::shared_ptr<http_api const> api, net::request& req, ne
         co_await ex.respond(std::move(res));
         co_return true;
     }
-    if (is_respond) {
+    if (route.k == route_kind::respond) {
         co_await respond(api, req, ex, std::move(*who));
-    } else {
+    } else if (route.k == route_kind::usage) {
         co_await usage(api, req, ex, std::move(*who));
+    } else {
+        co_await proxy_completions(api, req, ex, std::move(*who));
     }
     co_return true;
 }

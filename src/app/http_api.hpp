@@ -45,6 +45,14 @@ struct http_api {
     std::size_t max_pending_frames = 1024;
     std::chrono::milliseconds hello_timeout{5'000};  // /v1/ws: a connection without a valid hello is closed
     std::function<std::int64_t()> now_unix;  // for token expiry
+    // POST /v1/chat/completions: the models a caller may ask for (never
+    // empty when served), the model of a body without one, the fallbacks
+    // sent with it, and the cap on max_tokens.
+    std::vector<std::string> allowed_models;
+    std::string default_model;
+    std::vector<std::string> fallback_models;
+    std::int64_t max_tokens = 4096;
+    bool dev_tokens = false;  // GET /v1/dev/token mints tokens (server.dev_tokens)
 };
 
 // Handles the routes above; false when the path is none of them.

@@ -3,9 +3,11 @@
 #include "app/accounting.hpp"
 #include "app/assistant.hpp"
 #include "app/http_api.hpp"
+#include "app/web.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -33,6 +35,10 @@ task<void> route(std::shared_ptr<http_api const> api, net::request& req, net::ex
     }
     auto target = std::string_view{req.target()};
     auto path = target.substr(0, target.find('?'));
+    if (auto page = web_asset(req)) {
+        co_await ex.respond(std::move(*page));
+        co_return;
+    }
     if (path == "/healthz") {
         if (req.method() != http::verb::get && req.method() != http::verb::head) {
             auto res = net::json_error(req, http::status::method_not_allowed, "invalid_request_error",
@@ -51,6 +57,21 @@ task<void> route(std::shared_ptr<http_api const> api, net::request& req, net::ex
     co_await ex.respond(net::json_error(req, http::status::not_found, "not_found",
                                         "no route for " + std::string{req.method_string()} + " " +
                                             std::string{path}));
+}
+
+// The listener's TLS context: TLS 1.2 and later, the chain and key from PEM
+// files; throws when they cannot be read or do not match.
+std::shared_ptr<asio::ssl::context> load_tls(std::string const& cert_file, std::string const& key_file) {
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 | asio::ssl::context::no_tlsv1_1 |
+                     asio::ssl::context::single_dh_use);
+    ctx->use_certificate_chain_file(cert_file);
+    ctx->use_private_key_file(key_file, asio::ssl::context::pem);
+    if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+        throw std::runtime_error{"the private key does not match the certificate"};
+    }
+    return ctx;
 }
 
 }  // namespace
@@ -109,6 +130,20 @@ int serve(serve_options const& options) {
         api->auth.jwt_secret = s.auth.jwt_secret.value_or("");
         api->auth.api_key_hashes = s.auth.api_key_hashes;
         api->default_language = domain::parse_language(s.language).value_or(domain::language::es);
+        api->default_model = s.ai.model;
+        api->fallback_models = s.ai.fallback_models;
+        api->allowed_models = s.ai.allowed_models;
+        if (api->allowed_models.empty()) {
+            api->allowed_models.push_back(s.ai.model);
+            api->allowed_models.insert(api->allowed_models.end(), s.ai.fallback_models.begin(),
+                                       s.ai.fallback_models.end());
+        }
+        api->max_tokens = s.ai.max_tokens;
+        api->dev_tokens = s.server.dev_tokens;
+        if (api->dev_tokens) {
+            spdlog::warn("server.dev_tokens is on: GET /v1/dev/token hands out tokens to anyone who asks "
+                         "(for the simulator only; never in production)");
+        }
         api->now_unix = [] {
             return std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -118,6 +153,16 @@ int serve(serve_options const& options) {
 
     std::shared_ptr<http_api const> const routes = api;
     auto http_options = options.http;
+    if (!http_options.tls && options.accounting && options.accounting->server.tls_cert_file) {
+        auto const& srv = options.accounting->server;
+        try {
+            http_options.tls = load_tls(*srv.tls_cert_file, *srv.tls_key_file);
+        } catch (std::exception const& e) {
+            spdlog::critical("invalid setting server.tls_cert_file={} / server.tls_key_file={}: {}",
+                             *srv.tls_cert_file, *srv.tls_key_file, e.what());
+            return 2;
+        }
+    }
     net::websocket_handler ws_door;
     if (routes) {
         http_options.websocket_path = "/v1/ws";

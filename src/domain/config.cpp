@@ -815,6 +815,11 @@ std::vector<descriptor> build_table() {
                      PARLEY_FIELD(ai.fallback_models),
                      list(model, "OpenRouter model ids such as anthropic/claude-3.5-sonnet (author/slug, optional "
                                  ":variant)")));
+    t.push_back(make({"ai.allowed_models", "AI_ALLOWED_MODELS", "--allowed-models",
+                      "models /v1/chat/completions callers may ask for; empty: ai.model and ai.fallback_models"},
+                     PARLEY_FIELD(ai.allowed_models),
+                     list(model, "OpenRouter model ids such as anthropic/claude-3.5-sonnet (author/slug, optional "
+                                 ":variant)")));
     t.push_back(make({"ai.max_tokens", "AI_MAX_TOKENS", "--max-tokens", "most tokens in one answer"},
                      PARLEY_FIELD(ai.max_tokens), whole<int>(1, 1'000'000)));
     t.push_back(make({"ai.temperature", "AI_TEMPERATURE", "--temperature", "sampling temperature"},
@@ -927,6 +932,15 @@ std::vector<descriptor> build_table() {
     t.push_back(make({"server.shutdown_grace_ms", "PARLEY_SERVER_SHUTDOWN_GRACE_MS", "--server-shutdown-grace-ms",
                       "time given to turns in flight on shutdown"},
                      PARLEY_FIELD(server.shutdown_grace), whole<ms>(0, max_ms, "milliseconds")));
+    t.push_back(make({"server.tls_cert_file", "PARLEY_TLS_CERT_FILE", "--tls-cert-file",
+                      "PEM certificate chain of the listener; with server.tls_key_file the listener speaks TLS"},
+                     PARLEY_FIELD(server.tls_cert_file), optional_kind(text_if("a file path", non_empty_path))));
+    t.push_back(make({"server.tls_key_file", "PARLEY_TLS_KEY_FILE", "--tls-key-file",
+                      "PEM private key of the listener's certificate"},
+                     PARLEY_FIELD(server.tls_key_file), optional_kind(text_if("a file path", non_empty_path))));
+    t.push_back(make({"server.dev_tokens", "PARLEY_DEV_TOKENS", "--dev-tokens",
+                      "GET /v1/dev/token hands out tokens (for the simulator only; never in production)"},
+                     PARLEY_FIELD(server.dev_tokens), boolean()));
     t.push_back(make({"tools.max_rounds", "PARLEY_TOOLS_MAX_ROUNDS", "--tools-max-rounds",
                       "most tool-calling rounds in one turn"},
                      PARLEY_FIELD(tools.max_rounds), whole<int>(1, 20)));
@@ -1172,6 +1186,10 @@ struct loader {
             return cross_error("retry.max_backoff_ms",
                                "a whole number of milliseconds from retry.initial_backoff_ms (" +
                                    std::to_string(s.retry.initial_backoff.count()) + ") to " + std::to_string(max_ms));
+        }
+        if (s.server.tls_cert_file.has_value() != s.server.tls_key_file.has_value()) {
+            return cross_error(s.server.tls_cert_file ? "server.tls_key_file" : "server.tls_cert_file",
+                               "a file path: server.tls_cert_file and server.tls_key_file are set together");
         }
         if (s.limits.backend == limits_backend::postgres && s.database.url.starts_with("sqlite:")) {
             return cross_error("limits.backend", "memory, or postgres with a postgresql:// database.url");

@@ -72,6 +72,8 @@ struct settings {
         std::vector<std::string> fallback_models;
         int max_tokens = 4096;
         double temperature = 0.7;  // rounded to 3 decimals when parsed
+        // Models /v1/chat/completions callers may ask for; empty: model and fallback_models.
+        std::vector<std::string> allowed_models;
         bool operator==(ai_settings const&) const = default;
     } ai;
 
@@ -139,6 +141,9 @@ struct settings {
         std::chrono::milliseconds read_timeout{30'000};
         std::chrono::milliseconds idle_timeout{60'000};
         std::chrono::milliseconds shutdown_grace{10'000};
+        std::optional<std::string> tls_cert_file;  // PEM chain; set with tls_key_file: the listener speaks TLS
+        std::optional<std::string> tls_key_file;   // PEM private key
+        bool dev_tokens = false;  // GET /v1/dev/token mints a token (the simulator only; never in production)
         bool operator==(server_settings const&) const = default;
     } server;
 

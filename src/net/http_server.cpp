@@ -97,6 +97,7 @@ public:
         res.set("X-Request-Id", request_id_);
         res.keep_alive(req_.keep_alive());
         res.prepare_payload();
+        if (opts_.on_answer) opts_.on_answer(req_, res.result_int());
         keep_alive_ = res.keep_alive();
         arm();
         auto [ec, n] = co_await http::async_write(stream_, res, use_nothrow);
@@ -113,6 +114,7 @@ public:
         res.keep_alive(req_.keep_alive());
         res.chunked(true);
         keep_alive_ = res.keep_alive();
+        if (opts_.on_answer) opts_.on_answer(req_, res.result_int());
         http::response_serializer<http::empty_body> sr{res};
         arm();
         auto [ec, n] = co_await http::async_write_header(stream_, sr, use_nothrow);
@@ -383,6 +385,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
         if (ec) {
             co_return;
         }
+        if (options.on_answer) options.on_answer(req, 101);
         try {
             co_await on_websocket(req, conn);
         } catch (std::exception const& e) {

@@ -39,6 +39,9 @@ struct server_options {
     std::size_t max_connections = 10'000;
     std::shared_ptr<asio::ssl::context> tls;         // null: plain TCP
     std::string websocket_path;                      // upgrades accepted on this path; empty: none
+    // Told the status of every answer as its header goes out (101 for an
+    // accepted WebSocket), on the connection's strand; must not block.
+    std::function<void(request const&, unsigned)> on_answer;
 };
 
 // One request's answer. A handler calls exactly one of: respond(), or

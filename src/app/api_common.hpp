@@ -1,0 +1,34 @@
+#pragma once
+// Pieces the HTTP routes of app/http_api.cpp and app/completions.cpp share.
+#include "app/http_api.hpp"
+
+#include <boost/json/object.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace parley::app {
+
+// The status of an error code of ARCHITECTURE §4 (bad_request 400,
+// message_too_long 413, unauthorized 401, forbidden 403,
+// conversation_not_found 404, rate_limited and budget_exhausted 429,
+// not_found 404, ai_unavailable 503, upstream_error 502, others 500).
+net::http::status status_of(std::string_view code);
+
+// An error in OpenAI's shape {"error":{message, type: code, code: status}};
+// with retry_after also a top-level "retry_after" and the Retry-After header.
+// The status is status_of(code) unless given.
+net::response error_response(net::request const& req, std::string_view code, std::string const& message,
+                             std::optional<std::int64_t> retry_after = std::nullopt,
+                             std::optional<net::http::status> status = std::nullopt);
+
+// 200 application/json, Cache-Control: no-store.
+net::response json_response(net::request const& req, boost::json::object const& body);
+
+// POST /v1/chat/completions for an authenticated caller (app/completions.cpp).
+task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& req, net::exchange& ex,
+                             domain::principal who);
+
+}  // namespace parley::app
