@@ -14,7 +14,7 @@ namespace parley::app {
 // The status of an error code of ARCHITECTURE §4 (bad_request 400,
 // message_too_long 413, unauthorized 401, forbidden 403,
 // conversation_not_found 404, rate_limited and budget_exhausted 429,
-// not_found 404, ai_unavailable 503, upstream_error 502, others 500).
+// not_found 404, ai_unavailable and shutting_down 503, upstream_error 502, others 500).
 net::http::status status_of(std::string_view code);
 
 // An error in OpenAI's shape {"error":{message, type: code, code: status}};

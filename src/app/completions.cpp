@@ -4,6 +4,7 @@
 // checks the model, admits the call (hourly window, daily budgets), lets the
 // client retry, and records the call's usage whatever its outcome.
 #include "app/api_common.hpp"
+#include "app/drain.hpp"
 #include "app/frame_queue.hpp"
 #include "domain/i18n.hpp"
 
@@ -11,6 +12,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/http/field.hpp>
@@ -398,7 +400,8 @@ http::response_header<> sse_header() {
     return h;
 }
 
-task<void> write_deltas(std::shared_ptr<frame_queue> queue, net::exchange& ex, stream_state& st) {
+task<void> write_deltas(std::shared_ptr<frame_queue> queue, net::exchange& ex, std::shared_ptr<stream_state> sp) {
+    auto& st = *sp;
     for (;;) {
         auto f = co_await queue->pop();
         if (f.empty()) {
@@ -428,7 +431,8 @@ task<void> write_deltas(std::shared_ptr<frame_queue> queue, net::exchange& ex, s
 }
 
 task<actors::call_result> run_call(std::shared_ptr<actors::openrouter_client> client, actors::chat_call call,
-                                   std::shared_ptr<frame_queue> queue, stream_state& st) {
+                                   std::shared_ptr<frame_queue> queue, std::shared_ptr<stream_state> sp) {
+    auto& st = *sp;
     auto executor = co_await asio::this_coro::executor;
     auto answer = client->complete(std::move(call));
     auto r = co_await asio::co_spawn(executor, std::move(answer),
@@ -495,7 +499,17 @@ task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& 
 
     auto executor = co_await asio::this_coro::executor;
     auto queue = std::make_shared<frame_queue>(executor, api->max_pending_frames);
-    stream_state st;
+    auto sp = std::make_shared<stream_state>();
+    auto& st = *sp;
+    // Graceful shutdown lets the call finish within the grace period, then cancels it.
+    std::shared_ptr<drain::ticket> ticket;
+    if (api->drain) {
+        auto on_cancel = [sp, executor] {
+            asio::post(executor, [sp] { sp->cancel.emit(asio::cancellation_type::terminal); });
+        };
+        std::function<void()> const no_drain_step;
+        ticket = api->drain->enter(no_drain_step, std::move(on_cancel));
+    }
     st.id = "chatcmpl-" + ex.request_id();
     st.created = unix_now();
     st.model = pr.model;
@@ -510,8 +524,8 @@ task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& 
     actors::call_result r;
     {
         using namespace asio::experimental::awaitable_operators;
-        auto calling = run_call(services.client, std::move(call), queue, st);
-        auto writing = write_deltas(queue, ex, st);
+        auto calling = run_call(services.client, std::move(call), queue, sp);
+        auto writing = write_deltas(queue, ex, sp);
         r = co_await (std::move(calling) && std::move(writing));
     }
     auto recorded = co_await services.accountant->record(identity, *adm, pr.model, prompt_bytes, r);

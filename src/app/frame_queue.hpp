@@ -60,6 +60,12 @@ public:
         wake_.try_send(boost::system::error_code{});
     }
 
+    // Drops the frames waiting (a client too slow to read them).
+    void discard() {
+        std::lock_guard lock{mutex_};
+        frames_.clear();
+    }
+
     bool overflowed() {
         std::lock_guard lock{mutex_};
         return overflowed_;

@@ -1,12 +1,15 @@
 #include "app/http_api.hpp"
 
 #include "app/api_common.hpp"
+#include "app/drain.hpp"
 #include "app/frame_queue.hpp"
+#include "app/metrics.hpp"
 #include "app/usage_query.hpp"
 #include "domain/errc.hpp"
 #include "domain/jwt.hpp"
 #include "persistence/database.hpp"
 
+#include <boost/asio/detached.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/json/parse.hpp>
@@ -27,7 +30,7 @@ http::status status_of(std::string_view code) {
     if (code == "forbidden") return http::status::forbidden;
     if (code == "conversation_not_found" || code == "not_found") return http::status::not_found;
     if (code == "rate_limited" || code == "budget_exhausted") return http::status::too_many_requests;
-    if (code == "ai_unavailable") return http::status::service_unavailable;
+    if (code == "ai_unavailable" || code == "shutting_down") return http::status::service_unavailable;
     if (code == "upstream_error") return http::status::bad_gateway;
     return http::status::internal_server_error;
 }
@@ -82,6 +85,19 @@ std::optional<domain::principal> caller(http_api const& api, net::request const&
     }
     return std::move(*p);
 }
+
+// Counts a session in parley_active_sessions while it lives.
+struct session_gauge {
+    std::shared_ptr<metrics> m;
+    explicit session_gauge(std::shared_ptr<metrics> s) : m{std::move(s)} {
+        if (m) m->session_opened();
+    }
+    ~session_gauge() {
+        if (m) m->session_closed();
+    }
+    session_gauge(session_gauge const&) = delete;
+    session_gauge& operator=(session_gauge const&) = delete;
+};
 
 struct respond_request {
     actors::turn_request turn;
@@ -178,6 +194,26 @@ task<void> respond(std::shared_ptr<http_api const> api, net::request& req, net::
         co_return;
     }
     auto session = opened.session;
+    // Graceful shutdown lets the turn finish within the grace period, then cancels it.
+    std::shared_ptr<drain::ticket> ticket;
+    if (api->drain) {
+        auto on_cancel = [session, executor] {
+            auto cancel = [session]() -> task<void> {
+                std::string const any_turn;
+                co_await session->cancel(any_turn);
+            };
+            asio::co_spawn(executor, std::move(cancel), asio::detached);
+        };
+        std::function<void()> const no_drain_step;
+        ticket = api->drain->enter(no_drain_step, std::move(on_cancel));
+        if (!ticket) {
+            co_await session->shutdown(false);
+            auto res = error_response(req, "shutting_down", domain::render(lang, "shutting_down"));
+            co_await ex.respond(std::move(res));
+            co_return;
+        }
+    }
+    session_gauge gauge(api->stats);
     auto info = co_await session->info();
     co_await session->send(std::move(rq.turn));
 

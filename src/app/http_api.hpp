@@ -34,8 +34,14 @@
 namespace parley::persistence {
 class database;
 }
+namespace parley::actors {
+class usage_writer;
+}
 
 namespace parley::app {
+
+class drain;
+class metrics;
 
 struct http_api {
     actors::assistant_services assistant;
@@ -53,6 +59,11 @@ struct http_api {
     std::vector<std::string> fallback_models;
     std::int64_t max_tokens = 4096;
     bool dev_tokens = false;  // GET /v1/dev/token mints tokens (server.dev_tokens)
+    // Optional: graceful shutdown's registry of work in flight, the metrics,
+    // and the usage writer (for /metrics and /readyz).
+    std::shared_ptr<app::drain> drain;
+    std::shared_ptr<app::metrics> stats;
+    std::shared_ptr<actors::usage_writer> writer;
 };
 
 // Handles the routes above; false when the path is none of them.

@@ -2,7 +2,10 @@
 
 #include "app/accounting.hpp"
 #include "app/assistant.hpp"
+#include "app/api_common.hpp"
+#include "app/drain.hpp"
 #include "app/http_api.hpp"
+#include "app/metrics.hpp"
 #include "app/web.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -13,6 +16,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/beast/http/field.hpp>
 #include <boost/beast/version.hpp>
+#include <boost/json/serialize.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -24,39 +28,114 @@ namespace {
 
 namespace http = net::http;
 
-// The routes of ARCHITECTURE §4 that exist so far. Everything else is a JSON
-// 404 in OpenAI's error shape.
+net::response text_response(net::request const& req, http::status status, std::string_view content_type,
+                            std::string body) {
+    net::response res{status, req.version()};
+    res.set(http::field::content_type, content_type);
+    res.set(http::field::cache_control, "no-store");
+    if (req.method() != http::verb::head) {
+        res.body() = std::move(body);
+    }
+    return res;
+}
+
+// GET /readyz: 200 when the database takes usage rows, the upstream circuit
+// is not open and the server is not shutting down; else 503. The body says
+// which: {"status":"ready"|"not_ready","database":"ok"|"down",
+// "upstream":"closed"|"half_open"|"open","draining":bool}.
+task<net::response> readiness(std::shared_ptr<http_api const> api, net::request const& req) {
+    bool database_ok = true;
+    std::string upstream = "closed";
+    bool draining = false;
+    if (api) {
+        draining = api->drain && api->drain->draining();
+        if (api->writer) {
+            auto w = co_await api->writer->stats();
+            database_ok = w && w->database_ok;
+        }
+        auto c = co_await api->assistant.circuit->status();
+        if (c) {
+            upstream = std::string{domain::to_string(c->state)};
+        }
+    }
+    bool const ready = database_ok && upstream != "open" && !draining;
+    boost::json::object body;
+    body["status"] = ready ? "ready" : "not_ready";
+    body["database"] = database_ok ? "ok" : "down";
+    body["upstream"] = upstream;
+    body["draining"] = draining;
+    co_return text_response(req, ready ? http::status::ok : http::status::service_unavailable, "application/json",
+                            boost::json::serialize(body) + "\n");
+}
+
+// GET /metrics: Prometheus text (app/metrics.hpp names the series).
+task<net::response> exposition(std::shared_ptr<http_api const> api, net::request const& req) {
+    scrape_inputs in;
+    auto pool = co_await api->assistant.client->stats();
+    if (pool) in.pool = *pool;
+    if (api->writer) {
+        auto w = co_await api->writer->stats();
+        if (w) in.writer = *w;
+    }
+    auto c = co_await api->assistant.circuit->status();
+    if (c) in.circuit = *c;
+    co_return text_response(req, http::status::ok, "text/plain; version=0.0.4; charset=utf-8", api->stats->render(in));
+}
+
+net::response only_get(net::request const& req, std::string_view path) {
+    auto res = net::json_error(req, http::status::method_not_allowed, "method_not_allowed",
+                               "use GET " + std::string{path});
+    res.set(http::field::allow, "GET, HEAD");
+    return res;
+}
+
+// The routes of ARCHITECTURE §4. Everything else is a JSON 404 in OpenAI's
+// error shape. While shutting down, only the probes and metrics answer;
+// the rest gets 503 shutting_down and the connection is closed.
 task<void> route(std::shared_ptr<http_api const> api, net::request& req, net::exchange& ex) {
+    auto const target = std::string_view{req.target().data(), req.target().size()};
+    auto const path = target.substr(0, target.find('?'));
+    bool const probe = path == "/healthz" || path == "/readyz" || (path == "/metrics" && api && api->stats);
+    if (probe && req.method() != http::verb::get && req.method() != http::verb::head) {
+        auto res = only_get(req, path);
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+    if (path == "/healthz") {
+        auto res = text_response(req, http::status::ok, "text/plain; charset=utf-8", "ok\n");
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+    if (path == "/readyz") {
+        auto res = co_await readiness(api, req);
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+    if (probe) {
+        auto res = co_await exposition(api, req);
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
+    if (api && api->drain && api->drain->draining()) {
+        auto res = error_response(req, "shutting_down", domain::render(api->default_language, "shutting_down"));
+        res.keep_alive(false);
+        res.set(http::field::connection, "close");
+        co_await ex.respond(std::move(res));
+        co_return;
+    }
     if (api) {
         bool const handled = co_await handle_api(api, req, ex);
         if (handled) {
             co_return;
         }
     }
-    auto target = std::string_view{req.target()};
-    auto path = target.substr(0, target.find('?'));
     if (auto page = web_asset(req)) {
         co_await ex.respond(std::move(*page));
         co_return;
     }
-    if (path == "/healthz") {
-        if (req.method() != http::verb::get && req.method() != http::verb::head) {
-            auto res = net::json_error(req, http::status::method_not_allowed, "invalid_request_error",
-                                       "use GET /healthz");
-            res.set(http::field::allow, "GET, HEAD");
-            co_await ex.respond(std::move(res));
-            co_return;
-        }
-        net::response res{http::status::ok, req.version()};
-        res.set(http::field::content_type, "text/plain; charset=utf-8");
-        res.set(http::field::cache_control, "no-store");
-        if (req.method() == http::verb::get) res.body() = "ok\n";
-        co_await ex.respond(std::move(res));
-        co_return;
-    }
-    co_await ex.respond(net::json_error(req, http::status::not_found, "not_found",
-                                        "no route for " + std::string{req.method_string()} + " " +
-                                            std::string{path}));
+    auto res = net::json_error(req, http::status::not_found, "not_found",
+                               "no route for " + std::string{req.method_string()} + " " + std::string{path});
+    co_await ex.respond(std::move(res));
 }
 
 // The listener's TLS context: TLS 1.2 and later, the chain and key from PEM
@@ -144,6 +223,10 @@ int serve(serve_options const& options) {
             spdlog::warn("server.dev_tokens is on: GET /v1/dev/token hands out tokens to anyone who asks "
                          "(for the simulator only; never in production)");
         }
+        api->drain = std::make_shared<drain>();
+        api->stats = std::make_shared<metrics>();
+        api->writer = accounting->writer;
+        accounting->accountant->observe(api->stats);
         api->now_unix = [] {
             return std::chrono::duration_cast<std::chrono::seconds>(
                        std::chrono::system_clock::now().time_since_epoch())
@@ -165,6 +248,10 @@ int serve(serve_options const& options) {
     }
     net::websocket_handler ws_door;
     if (routes) {
+        auto stats = routes->stats;
+        http_options.on_answer = [stats](net::request const& req, unsigned status) {
+            stats->request(std::string_view{req.target().data(), req.target().size()}, status);
+        };
         http_options.websocket_path = "/v1/ws";
         ws_door = [routes](net::request const& req, net::websocket_connection& ws) {
             return serve_websocket(routes, req, ws);
@@ -189,18 +276,41 @@ int serve(serve_options const& options) {
     asio::co_spawn(ioc, [&]() -> task<void> {
         auto [ec, signo] = co_await signals.async_wait(use_nothrow);
         if (ec) co_return;
-        spdlog::info("received {}, shutting down", signo == SIGINT ? "SIGINT" : "SIGTERM");
-        server.stop();
-        // stop() closes the listener and every connection; wait for them to
-        // wind down, at most the grace period, then abandon the rest.
-        auto deadline = std::chrono::steady_clock::now() + options.shutdown_grace;
+        spdlog::info("received {}, shutting down (grace period {} ms)", signo == SIGINT ? "SIGINT" : "SIGTERM",
+                     options.shutdown_grace.count());
+        // No new connections; the work in flight (turns, proxied calls,
+        // WebSockets) is told to finish and gets the grace period to do so;
+        // new requests on open connections get 503 shutting_down.
+        server.stop_accepting();
         asio::steady_timer tick{co_await asio::this_coro::executor};
-        while (server.open_connections() > 0 && std::chrono::steady_clock::now() < deadline) {
+        auto const tracked = [&] { return api ? api->drain->active() : std::size_t{0}; };
+        if (api) {
+            api->drain->begin();
+        }
+        auto deadline = std::chrono::steady_clock::now() + options.shutdown_grace;
+        while (tracked() > 0 && std::chrono::steady_clock::now() < deadline) {
+            tick.expires_after(std::chrono::milliseconds(10));
+            co_await tick.async_wait(use_nothrow);
+        }
+        if (auto const left = tracked(); left > 0) {
+            // What did not finish is cancelled; its usage is still recorded.
+            spdlog::warn("shutdown: the grace period is over; cancelling {} turn(s) and call(s) in flight", left);
+            api->drain->cancel_all();
+            auto const cancel_deadline = std::chrono::steady_clock::now() + std::chrono::seconds{5};
+            while (tracked() > 0 && std::chrono::steady_clock::now() < cancel_deadline) {
+                tick.expires_after(std::chrono::milliseconds(10));
+                co_await tick.async_wait(use_nothrow);
+            }
+        }
+        server.stop();
+        // stop() closes every connection; give them a moment to wind down.
+        auto const close_deadline = std::chrono::steady_clock::now() + std::chrono::seconds{2};
+        while (server.open_connections() > 0 && std::chrono::steady_clock::now() < close_deadline) {
             tick.expires_after(std::chrono::milliseconds(10));
             co_await tick.async_wait(use_nothrow);
         }
         if (auto open = server.open_connections(); open > 0) {
-            spdlog::warn("shutdown grace period over with {} connections open", open);
+            spdlog::warn("shutdown: {} connection(s) still open are abandoned", open);
         }
         if (assistant) {
             co_await assistant->shutdown();

@@ -1,6 +1,8 @@
 // GET /v1/ws: the WebSocket front door (app/http_api.hpp has the contract).
+#include "app/drain.hpp"
 #include "app/frame_queue.hpp"
 #include "app/http_api.hpp"
+#include "app/metrics.hpp"
 
 #include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
@@ -20,6 +22,8 @@ namespace http = net::http;
 namespace {
 
 constexpr std::uint16_t close_policy = 1008;
+constexpr std::uint16_t close_going_away = 1001;
+constexpr std::uint16_t close_too_slow = 1013;  // "try again later": the client did not read its frames
 
 // What the reader, the writer and the session's sink share. `ws` and
 // `alive` are touched on the connection's strand only.
@@ -27,7 +31,8 @@ struct ws_state {
     std::shared_ptr<frame_queue> queue;
     net::websocket_connection* ws = nullptr;
     bool alive = true;
-    bool dropped = false;           // overflow: the connection was dropped
+    bool dropped = false;           // the connection was dropped (no close frame)
+    bool draining = false;          // the server is shutting down: no new turns
     std::uint16_t close_code = 0;   // set: the writer closes with it once the queue is drained
     std::string close_reason;
     domain::language lang = domain::language::es;
@@ -177,14 +182,26 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
     so.sink = [st, conn_ex](json::object f) {
         st->queue->push(std::move(f));
         if (st->queue->overflowed()) {
-            // A client that does not read: drop it (on its strand); the
-            // reader's end cancels the turn.
-            asio::post(conn_ex, [st] {
-                if (st->alive && !st->dropped) {
-                    st->dropped = true;
-                    spdlog::warn("websocket: a client too slow to read was dropped");
-                    st->ws->abort();
+            // A client that does not read: its waiting frames are dropped
+            // and the connection closed with 1013 (on its strand; the
+            // reader's end cancels the turn). A close frame that cannot be
+            // sent either (the client reads nothing) ends in a drop.
+            asio::post(conn_ex, [st, conn_ex] {
+                if (!st->alive || st->dropped || st->close_code != 0) {
+                    return;
                 }
+                spdlog::warn("websocket: a client too slow to read is disconnected (1013)");
+                st->queue->discard();
+                st->close_code = close_too_slow;
+                st->close_reason = "too slow: frames were not read in time";
+                st->queue->close();
+                auto timer = std::make_shared<asio::steady_timer>(conn_ex, std::chrono::seconds{2});
+                timer->async_wait([st, timer](boost::system::error_code ec) {
+                    if (!ec && st->alive && !st->dropped) {
+                        st->dropped = true;
+                        st->ws->abort();
+                    }
+                });
             });
         }
     };
@@ -194,6 +211,43 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
         co_return;
     }
     st->session = opened.session;
+    // Graceful shutdown: on drain, no new turns, and the connection closes
+    // with 1001 once the turn in flight is over; at the grace period's end
+    // that turn is cancelled (and recorded).
+    std::shared_ptr<drain::ticket> ticket;
+    if (api->drain) {
+        auto on_drain = [st, conn_ex] {
+            // (Runs on the connection's strand, where st is touched.)
+            auto closer = [st]() -> task<void> {
+                st->draining = true;
+                auto session = st->session;
+                co_await session->idle();
+                if (st->close_code == 0) {
+                    st->close_code = close_going_away;
+                    st->close_reason = "server shutting down";
+                    st->queue->close();
+                }
+            };
+            asio::co_spawn(conn_ex, std::move(closer), asio::detached);
+        };
+        auto on_cancel = [st, conn_ex] {
+            auto cancel = [st]() -> task<void> {
+                auto session = st->session;
+                std::string const any_turn;
+                co_await session->cancel(any_turn);
+            };
+            asio::co_spawn(conn_ex, std::move(cancel), asio::detached);
+        };
+        ticket = api->drain->enter(std::move(on_drain), std::move(on_cancel));
+        if (!ticket) {
+            co_await st->session->shutdown(false);
+            end_with(*st, error_frame(st->lang, "", "shutting_down"), close_going_away, "server shutting down");
+            co_return;
+        }
+    }
+    if (api->stats) {
+        api->stats->session_opened();
+    }
     auto info = co_await st->session->info();
     if (info) {
         st->queue->push(actors::ready_frame(*info));
@@ -213,7 +267,9 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
         auto const& o = v.as_object();
         auto const type = string_field(o, "type");
         auto const id = string_field(o, "id").substr(0, 64);
-        if (type == "message") {
+        if (type == "message" && st->draining) {
+            st->queue->push(error_frame(st->lang, id, "shutting_down"));
+        } else if (type == "message") {
             auto rq = turn_of(o);
             if (!rq) {
                 st->queue->push(error_frame(st->lang, id, "bad_request"));
@@ -240,6 +296,9 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
     }
     // The connection is gone: the turn in flight is cancelled and recorded.
     co_await st->session->shutdown(true);
+    if (api->stats) {
+        api->stats->session_closed();
+    }
     st->queue->close();
 }
 

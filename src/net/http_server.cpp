@@ -7,6 +7,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
+#include <boost/beast/core/string.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/chunk_encode.hpp>
@@ -95,7 +96,8 @@ public:
         if (state_ != state::fresh) co_return false;
         state_ = state::done;
         res.set("X-Request-Id", request_id_);
-        res.keep_alive(req_.keep_alive());
+        // A handler's "Connection: close" ends the connection after this answer.
+        res.keep_alive(req_.keep_alive() && !beast::iequals(res[http::field::connection], "close"));
         res.prepare_payload();
         if (opts_.on_answer) opts_.on_answer(req_, res.result_int());
         keep_alive_ = res.keep_alive();
@@ -435,12 +437,16 @@ void http_server::start() {
     asio::co_spawn(a.get_executor(), impl_->accept_loop(), asio::detached);
 }
 
-void http_server::stop() {
-    if (impl_->stopped.exchange(true)) return;
+void http_server::stop_accepting() {
     asio::post(impl_->acceptor.get_executor(), [i = impl_] {
         error_code ignored;
         i->acceptor.close(ignored);
     });
+}
+
+void http_server::stop() {
+    if (impl_->stopped.exchange(true)) return;
+    stop_accepting();
     std::lock_guard lock{impl_->mutex};
     for (auto& [id, e] : impl_->connections) {
         // Close on the connection's own strand, where its coroutine runs and

@@ -79,6 +79,8 @@ public:
 
     // Binds and listens; throws boost::system::system_error on failure.
     void start();
+    // Closes the listener; open connections go on.
+    void stop_accepting();
     // Stops accepting and closes every open connection.
     void stop();
     asio::ip::tcp::endpoint local_endpoint() const;
