@@ -353,6 +353,7 @@ std::string stream_error(std::string const& id, std::int64_t created, std::strin
 std::string whole_answer(std::string const& id, std::int64_t created, net::completion const& c,
                          std::optional<domain::usage_record> const& row) {
     auto o = head(id, created, c.model, "chat.completion");
+    o["system_fingerprint"] = nullptr;  // required (null allowed) by @openrouter/sdk's schema
     json::object message;
     message["role"] = "assistant";
     if (c.text.empty() && !c.tool_calls.empty()) {

@@ -268,7 +268,7 @@ int serve(serve_options const& options) {
     }
     for (auto const& [name, value] : options.summary) spdlog::info("setting {} = {}", name, value);
     auto ep = server.local_endpoint();
-    std::string scheme = options.http.tls ? "https" : "http";
+    std::string scheme = http_options.tls ? "https" : "http";
     std::string host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
     spdlog::info("parley listening on {}://{}:{} ({} threads)", scheme, host, ep.port(), threads);
 
