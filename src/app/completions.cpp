@@ -21,6 +21,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <variant>
 
@@ -390,6 +391,7 @@ struct stream_state {
     bool started = false;
     bool writing = true;   // false: the peer is gone
     bool too_slow = false;  // deltas were dropped: the call is cancelled
+    std::atomic<bool> shutting_down{false};  // cancelled by graceful shutdown
     asio::cancellation_signal cancel;
 };
 
@@ -506,6 +508,7 @@ task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& 
     std::shared_ptr<drain::ticket> ticket;
     if (api->drain) {
         auto on_cancel = [sp, executor] {
+            sp->shutting_down = true;
             asio::post(executor, [sp] { sp->cancel.emit(asio::cancellation_type::terminal); });
         };
         std::function<void()> const no_drain_step;
@@ -570,6 +573,10 @@ task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& 
         f.code = "cancelled";
         f.status = http::status::too_many_requests;
         f.message = "the stream was read too slowly and was cancelled";
+    } else if (st.shutting_down) {
+        f.code = "shutting_down";
+        f.status = http::status::service_unavailable;
+        f.message = domain::render(lang, "shutting_down");
     }
     if (e.code_text != "cancelled" || st.too_slow) {
         spdlog::warn("POST /v1/chat/completions {}: the call failed after {} attempt(s): {} {}", ex.request_id(),

@@ -6,6 +6,10 @@
 #include "support/parley_server.hpp"
 #include "support/ws_client.hpp"
 
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/test/unit_test.hpp>
@@ -281,6 +285,78 @@ BOOST_AUTO_TEST_CASE(upstream_failures_keep_their_meaning_and_are_recorded) {
     BOOST_TEST(u.at("total").at("requests").as_int64() == 3);
 }
 
+BOOST_AUTO_TEST_CASE(refusals_of_parleys_key_and_timeouts_have_their_own_statuses_and_odd_bodies_are_checked) {
+    server s{{{"AI_ALLOWED_MODELS",
+               "anthropic/claude-3.5-sonnet,sim/fault-401,sim/fault-402,sim/fault-slow-first-byte"},
+              {"PARLEY_OPENROUTER_FIRST_BYTE_TIMEOUT_MS", "300"},
+              {"PARLEY_RETRY_MAX_RETRIES", "0"}}};
+    auto call = [&](std::string const& model) {
+        return s.post("/v1/chat/completions",
+                      R"({"model":")" + model + R"(","messages":[{"role":"user","content":"x"}]})", token("ana", {}, "en"));
+    };
+    for (std::string m : {"sim/fault-401", "sim/fault-402"}) {
+        auto r = call(m);
+        BOOST_TEST(r.status == 503u, m << " " << r.body);
+        BOOST_TEST(error_of(r).at("type").as_string() == "ai_unavailable");
+        BOOST_TEST(std::string(error_of(r).at("message").as_string()).find("not available") != std::string::npos);
+    }
+    auto slow = call("sim/fault-slow-first-byte");
+    BOOST_TEST(slow.status == 504u, slow.body);
+    BOOST_TEST(error_of(slow).at("type").as_string() == "upstream_error");
+
+    auto check = [&](std::string const& body, unsigned status) {
+        auto r = s.post("/v1/chat/completions", body, token("bob"));
+        BOOST_TEST(r.status == status, body << " -> " << r.body);
+    };
+    std::string const msg = R"("messages":[{"role":"user","content":"x"}])";
+    check(R"({"model":5,)" + msg + "}", 400);
+    check(R"({"models":"anthropic/claude-3.5-sonnet",)" + msg + "}", 400);
+    check(R"({"models":[5],)" + msg + "}", 400);
+    check(R"({"plugins":{"id":"web"},)" + msg + "}", 400);
+    check(R"({"messages":"hi"})", 400);
+    std::string many = R"({"messages":[)";
+    for (int i = 0; i != 4097; ++i) many += std::string(i ? "," : "") + R"({"role":"user","content":"x"})";
+    check(many + "]}", 400);
+    check(R"({"models":["anthropic/claude-3.5-sonnet"],"n":1,"stream":null,"max_completion_tokens":18446744073709551615,)"
+          R"("plugins":[{"id":"context-compression"}],)" + msg + "}", 200);
+    auto sent = sim_requests(s, 1).at(0).at("body").as_object();
+    BOOST_TEST(sent.at("max_tokens").as_int64() == 4096);
+    BOOST_TEST(!sent.contains("max_completion_tokens"));
+}
+
+BOOST_AUTO_TEST_CASE(a_caller_that_goes_away_mid_stream_cancels_the_upstream_call_which_is_recorded) {
+    server s{{}, {"--latency-ms", "0", "--tokens-per-second", "20", "--answer-tokens", "400"}};
+    {
+        boost::asio::io_context ioc;
+        boost::asio::ip::tcp::socket sock{ioc};
+        sock.connect({boost::asio::ip::make_address("127.0.0.1"), s.port});
+        std::string const body = R"({"stream":true,"messages":[{"role":"user","content":"hola"}]})";
+        std::string const req = "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " +
+                                token("gone") + "\r\nContent-Type: application/json\r\nContent-Length: " +
+                                std::to_string(body.size()) + "\r\n\r\n" + body;
+        boost::asio::write(sock, boost::asio::buffer(req));
+        std::string got;
+        char buf[4096];
+        while (got.find("data: ") == std::string::npos) {
+            auto n = sock.read_some(boost::asio::buffer(buf));
+            got.append(buf, n);
+        }
+        BOOST_TEST(got.starts_with("HTTP/1.1 200"));
+    }  // closed mid-stream
+    json::object u;
+    std::int64_t cancelled = 0;
+    for (int i = 0; i != 200 && cancelled == 0; ++i) {
+        std::this_thread::sleep_for(25ms);
+        http_client c{"127.0.0.1", s.sim.port};
+        auto r = c.get("/sim/counters", {{"Authorization", "Bearer k"}});
+        cancelled = json::parse(r.body).at("cancelled").to_number<std::int64_t>();
+    }
+    BOOST_TEST(cancelled == 1);
+    u = usage_until(s, token("gone"), 1);
+    BOOST_TEST(u.at("total").at("requests").as_int64() == 1);
+    BOOST_TEST(u.at("total").at("output_tokens").as_int64() < 400);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(probes_and_metrics)
@@ -442,6 +518,11 @@ BOOST_AUTO_TEST_CASE(what_outlasts_the_grace_period_is_cancelled_and_still_recor
     BOOST_TEST(frame(ws.receive()).at("type").as_string() == "ready");
     ws.send(R"({"type":"message","id":"m1","text":"Hola"})");
     BOOST_TEST(frame(ws.receive()).at("type").as_string() == "delta");
+    auto streamed = std::async(std::launch::async, [&] {
+        return s.post("/v1/chat/completions",
+                      R"({"stream":true,"messages":[{"role":"user","content":"hola"}]})", token("carl", {}, "en"));
+    });
+    std::this_thread::sleep_for(300ms);
     auto const started = std::chrono::steady_clock::now();
     s.proc->signal(SIGTERM);
     auto frames = until(ws, "error");
@@ -457,6 +538,14 @@ BOOST_AUTO_TEST_CASE(what_outlasts_the_grace_period_is_cancelled_and_still_recor
     auto u = usage_after(s, "bea");
     BOOST_TEST(u.at("total").at("requests").as_int64() == 1);
     BOOST_TEST(u.at("total").at("output_tokens").as_int64() > 0);
+    // The proxied stream ends with an error chunk that says why.
+    auto st = streamed.get();
+    BOOST_TEST(st.status == 200u);
+    auto events = sse_data(st.body);
+    BOOST_TEST_REQUIRE(!events.empty());
+    auto last = json::parse(events.back()).as_object();
+    BOOST_TEST(last.at("error").at("type").as_string() == "shutting_down");
+    BOOST_TEST(usage_after(s, "carl").at("total").at("requests").as_int64() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(garbage_huge_frames_and_silence_never_hurt_another_sessions_answer) {
