@@ -594,4 +594,25 @@ BOOST_AUTO_TEST_CASE(garbage_huge_frames_and_silence_never_hurt_another_sessions
     BOOST_TEST(s.get("/healthz", "").status == 200u);
 }
 
+BOOST_AUTO_TEST_CASE(a_client_too_slow_to_read_is_closed_with_1013_and_its_turn_recorded) {
+    server s{{{"AI_MAX_TOKENS", "300000"}}, {"--latency-ms", "0", "--tokens-per-second", "0", "--answer-tokens", "300000"}};
+    parley::test::ws_client slow{s.port, "/v1/ws"};
+    slow.send(R"({"type":"hello","token":")" + token("sloth") + R"("})");
+    BOOST_TEST(frame(slow.receive()).at("type").as_string() == "ready");
+    slow.send(R"({"type":"message","id":"m1","text":"Hola"})");
+    auto const started = std::chrono::steady_clock::now();
+    // Reads nothing until the server gave up on it.
+    for (int i = 0; i != 400 && s.proc->output().find("too slow to read") == std::string::npos; ++i) {
+        std::this_thread::sleep_for(10ms);
+    }
+    BOOST_TEST_REQUIRE(s.proc->output().find("too slow to read") != std::string::npos);
+    BOOST_TEST_MESSAGE("gave up after " << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count() << " ms");
+    std::size_t frames = 0;
+    while (slow.receive(5s)) ++frames;
+    BOOST_TEST(frames > 0u);
+    BOOST_TEST(slow.close_reason().code == 1013);
+    auto u = usage_until(s, token("sloth"), 1);
+    BOOST_TEST(u.at("total").at("requests").as_int64() == 1);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
