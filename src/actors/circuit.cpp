@@ -2,9 +2,17 @@
 
 #include "actors/openrouter_client.hpp"
 
+#include <boost/asio/detached.hpp>
+
 #include <spdlog/spdlog.h>
 
 namespace parley::actors {
+
+verdict_guard::~verdict_guard() {
+    if (armed && breaker) {
+        asio::co_spawn(ex, breaker->report(call_verdict::abandoned), asio::detached);  // LCOV_EXCL_LINE
+    }
+}
 
 call_verdict verdict_of(call_result const& r) {
     if (r.result) {

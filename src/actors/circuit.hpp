@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <functional>
+#include <memory>
 
 namespace parley::actors {
 
@@ -66,6 +67,19 @@ private:
     domain::circuit_breaker breaker_;
     std::function<clock::time_point()> now_;
     domain::circuit_state last_ = domain::circuit_state::closed;
+};
+
+// Reports `abandoned` for a permit whose call never reported (an
+// exception between allow() and report()), so a half-open circuit's probe
+// slot is given back. Disarm it once the verdict is reported.
+struct verdict_guard {
+    std::shared_ptr<circuit> breaker;
+    asio::any_io_executor ex;
+    bool armed = true;
+    verdict_guard() = default;
+    verdict_guard(verdict_guard const&) = delete;
+    verdict_guard& operator=(verdict_guard const&) = delete;
+    ~verdict_guard();
 };
 
 }  // namespace parley::actors

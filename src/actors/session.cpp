@@ -77,21 +77,6 @@ struct turn_usage {
     }
 };
 
-// Reports `abandoned` for a permit whose call never reported (an exception).
-struct verdict_guard {
-    std::shared_ptr<circuit> breaker;
-    asio::any_io_executor ex;
-    bool armed = true;
-    verdict_guard() = default;
-    verdict_guard(verdict_guard const&) = delete;
-    verdict_guard& operator=(verdict_guard const&) = delete;
-    ~verdict_guard() {
-        if (armed && breaker) {
-            asio::co_spawn(ex, breaker->report(call_verdict::abandoned), asio::detached);  // LCOV_EXCL_LINE
-        }
-    }
-};
-
 // Everything a turn works on: copies, so the turn never touches the actor's state.
 struct turn_input {
     turn_request request;

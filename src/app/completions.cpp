@@ -11,6 +11,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -52,7 +53,33 @@ struct proxy_request {
     std::vector<std::string> models;  // every model the call may run on
     bool stream = false;
     std::int64_t max_tokens = 0;
+    // Allowance for content parts whose tokens their bytes do not bound
+    // (images, audio, video), added to the worst case.
+    std::size_t extra_prompt_bytes = 0;
 };
+
+constexpr std::size_t media_part_allowance = 16'384;
+
+// The content parts of one message, checked; the reason they cannot go, if any.
+std::optional<std::string> check_parts(json::value const& content, std::size_t& extra) {
+    if (!content.is_array()) {
+        return std::nullopt;
+    }
+    for (auto const& part : content.as_array()) {
+        auto const* o = part.if_object();
+        auto const* type = o ? o->if_contains("type") : nullptr;
+        if (!type || !type->is_string()) {
+            return std::string{"each content part must be an object with a type"};
+        }
+        if (type->as_string() == "file") {
+            return std::string{"file content parts are not allowed (their parsing bills outside the reservation)"};
+        }
+        if (type->as_string() != "text") {
+            extra += media_part_allowance;
+        }
+    }
+    return std::nullopt;
+}
 
 bool allowed(http_api const& api, std::string_view model) {
     return std::find(api.allowed_models.begin(), api.allowed_models.end(), model) != api.allowed_models.end();
@@ -119,10 +146,14 @@ std::variant<proxy_request, std::string> parse_proxy(std::string const& text, ht
         json::array models;
         models.emplace_back(r.model);
         for (auto const& m : api.fallback_models) {
-            models.emplace_back(m);
-            r.models.push_back(m);
+            if (allowed(api, m)) {
+                models.emplace_back(m);
+                r.models.push_back(m);
+            }
         }
-        b["models"] = std::move(models);
+        if (models.size() > 1) {
+            b["models"] = std::move(models);
+        }
     }
 
     auto const* messages = b.if_contains("messages");
@@ -141,6 +172,21 @@ std::variant<proxy_request, std::string> parse_proxy(std::string const& text, ht
         auto const& rs = role->as_string();
         if (rs != "system" && rs != "developer" && rs != "user" && rs != "assistant" && rs != "tool") {
             return "unknown role " + std::string{rs.subview().substr(0, 32)};
+        }
+        if (auto const* content = o->if_contains("content")) {
+            if (auto bad = check_parts(*content, r.extra_prompt_bytes)) {
+                return *bad;
+            }
+        }
+    }
+    if (auto const* modalities = b.if_contains("modalities")) {
+        if (!modalities->is_array()) {
+            return std::string{"modalities must be an array"};
+        }
+        for (auto const& m : modalities->as_array()) {
+            if (!m.is_string() || m.as_string() != "text") {
+                return std::string{"only the text modality is allowed (other outputs bill outside the reservation)"};
+            }
         }
     }
 
@@ -463,12 +509,37 @@ task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& 
     auto& pr = std::get<proxy_request>(parsed);
     auto const& services = api->assistant;
 
+    // Registered for graceful shutdown before anything is reserved: a call
+    // that starts while the server drains is refused here, and one that
+    // runs is cancelled at the grace period's end (and still recorded).
+    auto executor = co_await asio::this_coro::executor;
+    auto sp = std::make_shared<stream_state>();
+    auto& st = *sp;
+    std::shared_ptr<drain::ticket> ticket;
+    if (api->drain) {
+        auto on_cancel = [sp, executor] {
+            sp->shutting_down = true;
+            asio::post(executor, [sp] { sp->cancel.emit(asio::cancellation_type::terminal); });
+        };
+        std::function<void()> const no_drain_step;
+        ticket = api->drain->enter(no_drain_step, std::move(on_cancel));
+        if (!ticket) {
+            auto res = error_response(req, "shutting_down", domain::render(lang, "shutting_down"));
+            co_await ex.respond(std::move(res));
+            co_return;
+        }
+    }
+
     bool const up = co_await services.circuit->allow();
     if (!up) {
         auto res = error_response(req, "ai_unavailable", domain::render(lang, "ai_unavailable"));
         co_await ex.respond(std::move(res));
         co_return;
     }
+    // Should anything below throw, the circuit's permit is given back.
+    actors::verdict_guard guard;
+    guard.breaker = services.circuit;
+    guard.ex = executor;
     actors::call_identity identity;
     identity.user_id = who.user_id;
     identity.permissions = who.permissions;
@@ -476,11 +547,14 @@ task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& 
     actors::chat_call call;
     call.body = json::serialize(pr.body);
     call.stream = pr.stream;
-    call.request_id = ex.request_id();
+    // The call's own id (upstream X-Request-Id, the usage row's key) is a
+    // fresh one: the caller's X-Request-Id may repeat, a row's key must not.
     std::size_t const prompt_bytes = call.body.size();
-    auto const worst = services.accountant->worst_case(prompt_bytes, pr.models, pr.max_tokens);
+    auto const worst =
+        services.accountant->worst_case(prompt_bytes + pr.extra_prompt_bytes, pr.models, pr.max_tokens);
     auto adm = co_await services.accountant->admit(identity, worst);
     if (!adm || !adm->admitted) {
+        guard.armed = false;
         co_await services.circuit->report(actors::call_verdict::abandoned);
         if (!adm) {
             auto res = error_response(req, "internal_error", domain::render(lang, "internal_error"));  // LCOV_EXCL_LINE
@@ -500,20 +574,7 @@ task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& 
         co_return;
     }
 
-    auto executor = co_await asio::this_coro::executor;
     auto queue = std::make_shared<frame_queue>(executor, api->max_pending_frames);
-    auto sp = std::make_shared<stream_state>();
-    auto& st = *sp;
-    // Graceful shutdown lets the call finish within the grace period, then cancels it.
-    std::shared_ptr<drain::ticket> ticket;
-    if (api->drain) {
-        auto on_cancel = [sp, executor] {
-            sp->shutting_down = true;
-            asio::post(executor, [sp] { sp->cancel.emit(asio::cancellation_type::terminal); });
-        };
-        std::function<void()> const no_drain_step;
-        ticket = api->drain->enter(no_drain_step, std::move(on_cancel));
-    }
     st.id = "chatcmpl-" + ex.request_id();
     st.created = unix_now();
     st.model = pr.model;
@@ -526,12 +587,24 @@ task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& 
         };
     }
     actors::call_result r;
-    {
+    bool threw = false;
+    try {
         using namespace asio::experimental::awaitable_operators;
         auto calling = run_call(services.client, std::move(call), queue, sp);
         auto writing = write_deltas(queue, ex, sp);
         r = co_await (std::move(calling) && std::move(writing));
+    } catch (std::exception const& e) {  // LCOV_EXCL_START: the client and the writer report failures as values
+        spdlog::error("POST /v1/chat/completions {}: {}", ex.request_id(), e.what());
+        threw = true;
     }
+    if (threw) {
+        // Recorded all the same (an estimate from what was sent), so no
+        // reservation stays open and nothing billed goes unrecorded.
+        net::upstream_error e;
+        e.code_text = "internal_error";
+        e.message = "the proxy failed";
+        r.result = e;
+    }  // LCOV_EXCL_STOP
     auto recorded = co_await services.accountant->record(identity, *adm, pr.model, prompt_bytes, r);
     std::optional<domain::usage_record> row;
     if (recorded) {
@@ -540,8 +613,25 @@ task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& 
         spdlog::error("POST /v1/chat/completions {}: the call's usage could not be recorded: {}", ex.request_id(),
                       recorded.error().message());
     }
+    guard.armed = false;
     co_await services.circuit->report(actors::verdict_of(r));
 
+    if (r.result && st.too_slow) {
+        // The caller missed deltas (dropped while it did not read): the
+        // answer it got is not whole, so it must not end as if it were.
+        if (st.writing && st.started) {
+            failure_answer f;
+            f.code = "cancelled";
+            f.status = http::status::too_many_requests;
+            f.message = "the stream was read too slowly: deltas were dropped";
+            auto text = stream_error(st.id, st.created, st.model, f);
+            bool const sent = co_await ex.write(text);
+            if (sent) {
+                co_await ex.end_stream();
+            }
+        }
+        co_return;
+    }
     if (r.result) {
         auto const& c = *r.result;
         if (!pr.stream) {
@@ -593,6 +683,9 @@ task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& 
         co_return;
     }
     auto res = failure_response(req, f);
+    if (st.too_slow) {
+        res.set("x-should-retry", "false");
+    }
     co_await ex.respond(std::move(res));
 }
 

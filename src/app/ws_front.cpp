@@ -89,6 +89,9 @@ task<void> write_loop(std::shared_ptr<ws_state> st) {
         if (f.empty()) {
             break;  // closed and drained
         }
+        if (st->close_code == close_too_slow) {
+            continue;  // a client too slow to read gets no more frames, only the close
+        }
         auto text = json::serialize(f);
         bool const ok = co_await st->ws->write(std::move(text));
         if (!ok) {
@@ -195,6 +198,13 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
                 st->close_code = close_too_slow;
                 st->close_reason = "too slow: frames were not read in time";
                 st->queue->close();
+                if (auto session = st->session) {
+                    auto cancel = [session]() -> task<void> {
+                        std::string const any_turn;
+                        co_await session->cancel(any_turn);
+                    };
+                    asio::co_spawn(conn_ex, std::move(cancel), asio::detached);
+                }
                 auto timer = std::make_shared<asio::steady_timer>(conn_ex, std::chrono::seconds{2});
                 timer->async_wait([st, timer](boost::system::error_code ec) {
                     if (!ec && st->alive && !st->dropped) {

@@ -234,6 +234,16 @@ bool is_http_url(std::string_view text) {
            url->has_authority() && !url->encoded_host().empty();
 }
 
+// An http(s) URL whose host is this machine (127.0.0.0/8, localhost, ::1).
+bool is_loopback_url(std::string_view text) {
+    auto const url = boost::urls::parse_absolute_uri(text);
+    if (!url || !is_http_url(text)) {
+        return false;
+    }
+    auto const host = std::string{url->encoded_host()};
+    return host == "localhost" || host.starts_with("127.") || url->encoded_host_address() == "::1";
+}
+
 // An http(s) URL, stored without trailing slashes so callers can append
 // "/chat/completions".
 std::optional<std::string> base_url(std::string_view text) {
@@ -1186,6 +1196,15 @@ struct loader {
             return cross_error("retry.max_backoff_ms",
                                "a whole number of milliseconds from retry.initial_backoff_ms (" +
                                    std::to_string(s.retry.initial_backoff.count()) + ") to " + std::to_string(max_ms));
+        }
+        auto const& allowed = s.ai.allowed_models;
+        if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), s.ai.model) == allowed.end()) {
+            return cross_error("ai.allowed_models", "a list of model ids that includes ai.model (" + s.ai.model + ")");
+        }
+        if (s.server.dev_tokens && !is_loopback_url(s.openrouter.base_url)) {
+            return cross_error("server.dev_tokens",
+                               "false unless openrouter.base_url is on this machine (the simulator): tokens for "
+                               "anyone must never reach a real upstream");
         }
         if (s.server.tls_cert_file.has_value() != s.server.tls_key_file.has_value()) {
             return cross_error(s.server.tls_cert_file ? "server.tls_key_file" : "server.tls_cert_file",

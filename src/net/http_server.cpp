@@ -113,7 +113,7 @@ public:
         http::response<http::empty_body> res{std::move(header)};
         res.set("X-Request-Id", request_id_);
         res.version(req_.version());
-        res.keep_alive(req_.keep_alive());
+        res.keep_alive(req_.keep_alive() && !beast::iequals(res[http::field::connection], "close"));
         res.chunked(true);
         keep_alive_ = res.keep_alive();
         if (opts_.on_answer) opts_.on_answer(req_, res.result_int());

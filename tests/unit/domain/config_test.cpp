@@ -695,6 +695,18 @@ BOOST_AUTO_TEST_CASE(settings_that_depend_on_each_other) {
                "invalid setting PARLEY_LIMITS_BACKEND=postgres: expected memory, or postgres with a postgresql:// "
                "database.url");
     BOOST_TEST(load("", {{"PARLEY_LIMITS_BACKEND", "postgres"}, {"DATABASE_URL", "postgres://db/p"}}).has_value());
+    BOOST_TEST(error_of(load("", {{"AI_ALLOWED_MODELS", "openai/gpt-4o"}})) ==
+               "invalid setting AI_ALLOWED_MODELS=openai/gpt-4o: expected a list of model ids that includes "
+               "ai.model (anthropic/claude-3.5-sonnet)");
+    BOOST_TEST(load("", {{"AI_ALLOWED_MODELS", "openai/gpt-4o,anthropic/claude-3.5-sonnet"}}).has_value());
+    BOOST_TEST(error_of(load("", {{"PARLEY_DEV_TOKENS", "true"}})).starts_with(
+        "invalid setting PARLEY_DEV_TOKENS=true: expected false unless openrouter.base_url is on this machine"));
+    for (std::string url : {"http://127.0.0.1:9/api/v1", "http://localhost:9", "http://[::1]:9/api/v1"}) {
+        BOOST_TEST(load("", {{"PARLEY_DEV_TOKENS", "true"}, {"OPENROUTER_BASE_URL", url}}).has_value(), url);
+    }
+    BOOST_TEST(error_of(load("", {{"PARLEY_TLS_CERT_FILE", "/c.pem"}})) ==
+               "invalid setting server.tls_key_file=(unset): expected a file path: server.tls_cert_file and "
+               "server.tls_key_file are set together");
 }
 
 BOOST_AUTO_TEST_CASE(value_throws_a_setting_exception) {
