@@ -1,5 +1,7 @@
 #include "actors/tool_runner.hpp"
 
+#include "net/nats_bus.hpp"
+
 #include "domain/money.hpp"
 #include "net/upstream_connection.hpp"
 #include "persistence/database.hpp"
@@ -132,9 +134,41 @@ task<tool_outcome> tool_runner::run(domain::tool_call call, tool_user user) {
         }
         co_return co_await run_my_usage(call, user);
     case domain::tool_handler_kind::http: co_return co_await run_http(*tool, call, *args, user);
-    case domain::tool_handler_kind::nats: break;  // refused when the registry is loaded
+    case domain::tool_handler_kind::nats: break;
     }
-    co_return failed(call, "the tool '" + shown(call.name) + "' has no handler here");  // LCOV_EXCL_LINE
+    co_return co_await run_nats(*tool, call, *args, user);
+}
+
+task<tool_outcome> tool_runner::run_nats(domain::tool_definition const& tool, domain::tool_call const& call,
+                                         json::object const& arguments, tool_user const& user) {
+    auto const& h = tool.handler;
+    auto bus = services_.bus;
+    if (!bus) {
+        co_return failed(call, "the tool needs the NATS adapter, which is off (NATS_URL is not set)");
+    }
+    auto reply = co_await bus->request(h.subject, webhook_body(call, arguments, user), h.timeout);
+    if (!reply) {
+        auto const ec = reply.error();
+        if (ec == asio::error::operation_aborted) {
+            co_return failed(call, "cancelled");
+        }
+        if (ec == asio::error::timed_out) {
+            co_return failed(call, "the tool did not answer within " + ms_text(h.timeout));
+        }
+        if (ec == asio::error::host_unreachable) {
+            co_return failed(call, "no service answers on " + h.subject);
+        }
+        co_return failed(call, "the tool could not be reached (NATS is not connected)");
+    }
+    if (reply->size() > h.max_response_bytes) {
+        co_return failed(call, "the tool's answer is larger than " + std::to_string(h.max_response_bytes) + " bytes");
+    }
+    boost::system::error_code jec;
+    auto parsed = json::parse(*reply, jec);
+    if (!jec) {
+        co_return answered(call, json::serialize(parsed));
+    }
+    co_return answered(call, wrapped_text(*reply));
 }
 
 task<tool_outcome> tool_runner::run_my_usage(domain::tool_call const& call, tool_user const& user) {

@@ -23,6 +23,11 @@
 //    wrapped as {"result":"<text>"}; a non-2xx status, a timeout, a
 //    connection failure or an oversized answer is a failure:
 //    {"error":"..."} to the model, executed == true, ok == false.
+//  * nats: the same JSON as http's body, as a NATS request to the tool's
+//    subject, bounded by its timeout; the reply's data as http's answer
+//    (JSON as it is, other text wrapped, over max_response_bytes a
+//    failure); no responders, a timeout or the adapter being off (no
+//    NATS_URL) is a failure.
 // Cancelling the awaiting coroutine (the turn's cancel) aborts the HTTP
 // calls in flight.
 #include "actors/rate_limiter.hpp"
@@ -43,6 +48,9 @@ class context;
 
 namespace parley::persistence {
 class database;
+}
+namespace parley::net {
+class nats_bus;
 }
 
 namespace parley::actors {
@@ -66,6 +74,7 @@ struct tool_outcome {
 struct tool_runner_services {
     std::shared_ptr<rate_limiter> limiter;        // my_usage; null: limits not reported
     std::shared_ptr<persistence::database> db;    // my_usage's daily totals; null: not reported
+    std::shared_ptr<net::nats_bus> bus;           // nats handlers; null: they fail (the adapter is off)
     std::function<std::chrono::system_clock::time_point()> now = [] { return std::chrono::system_clock::now(); };
 };
 
@@ -86,6 +95,8 @@ public:
     domain::tool_registry const& registry() const noexcept { return *registry_; }
 
 private:
+    task<tool_outcome> run_nats(domain::tool_definition const& tool, domain::tool_call const& call,
+                                boost::json::object const& arguments, tool_user const& user);
     task<tool_outcome> run_http(domain::tool_definition const& tool, domain::tool_call const& call,
                                 boost::json::object const& arguments, tool_user const& user);
     task<tool_outcome> run_my_usage(domain::tool_call const& call, tool_user const& user);

@@ -27,6 +27,16 @@ net::response error_response(net::request const& req, std::string_view code, std
 // 200 application/json, Cache-Control: no-store.
 net::response json_response(net::request const& req, boost::json::object const& body);
 
+// An `error` frame of §4: {type, id (when not empty), code, message (the
+// text of `text`, else of `code`, in `lang`)}.
+boost::json::object error_frame(domain::language lang, std::string const& id, std::string const& code,
+                                std::string_view text = {});
+
+// A `message` frame (ARCHITECTURE §4: id 1..64 bytes, text, context?,
+// stream? default true) as a turn, or nullopt when its fields are wrong
+// (app/ws_front.cpp; the NATS front reads its requests the same way).
+std::optional<actors::turn_request> turn_of(boost::json::object const& o);
+
 // POST /v1/chat/completions for an authenticated caller (app/completions.cpp).
 task<void> proxy_completions(std::shared_ptr<http_api const> api, net::request& req, net::exchange& ex,
                              domain::principal who);

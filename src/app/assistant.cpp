@@ -66,7 +66,8 @@ assistant_files load_assistant_files(domain::settings const& s) {
 }
 
 assistant_stack start_assistant(asio::any_io_executor ex, domain::settings const& s, assistant_files files,
-                                std::shared_ptr<actors::openrouter_client> client, accounting_stack const& accounting) {
+                                std::shared_ptr<actors::openrouter_client> client, accounting_stack const& accounting,
+                                std::shared_ptr<net::nats_bus> bus) {
     auto cfg = std::make_shared<actors::assistant_config>();
     cfg->request.model = s.ai.model;
     cfg->request.fallback_models = s.ai.fallback_models;
@@ -89,6 +90,7 @@ assistant_stack start_assistant(asio::any_io_executor ex, domain::settings const
         actors::tool_runner_services ts;
         ts.limiter = accounting.limiter;
         ts.db = accounting.db;
+        ts.bus = std::move(bus);
         a.services.tools = std::make_shared<actors::tool_runner>(
             ex, std::make_shared<domain::tool_registry const>(std::move(files.tools)), std::move(ts));
     }

@@ -21,6 +21,10 @@
 #include <optional>
 #include <string_view>
 
+namespace parley::net {
+class nats_bus;
+}
+
 namespace parley::app {
 
 // The text of a conf/ file ("conf/tools.json") as it was at build time.
@@ -42,7 +46,9 @@ struct assistant_stack {
     task<void> shutdown();
 };
 
+// `bus` (may be null: the NATS adapter is off) serves tools of type nats.
 assistant_stack start_assistant(asio::any_io_executor ex, domain::settings const& s, assistant_files files,
-                                std::shared_ptr<actors::openrouter_client> client, accounting_stack const& accounting);
+                                std::shared_ptr<actors::openrouter_client> client, accounting_stack const& accounting,
+                                std::shared_ptr<net::nats_bus> bus = nullptr);
 
 }  // namespace parley::app

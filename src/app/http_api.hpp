@@ -37,11 +37,15 @@ class database;
 namespace parley::actors {
 class usage_writer;
 }
+namespace parley::net {
+class nats_bus;
+}
 
 namespace parley::app {
 
 class drain;
 class metrics;
+struct nats_front_counters;
 
 struct http_api {
     actors::assistant_services assistant;
@@ -64,6 +68,8 @@ struct http_api {
     std::shared_ptr<app::drain> drain;
     std::shared_ptr<app::metrics> stats;
     std::shared_ptr<actors::usage_writer> writer;
+    std::shared_ptr<net::nats_bus> bus;                  // null: the NATS adapter is off
+    std::shared_ptr<nats_front_counters> nats_counters;  // the NATS front's, when it runs
 };
 
 // Handles the routes above; false when the path is none of them.

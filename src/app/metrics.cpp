@@ -1,5 +1,7 @@
 #include "app/metrics.hpp"
 
+#include "app/nats_front.hpp"
+
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
@@ -108,6 +110,16 @@ struct metrics::impl {
                                .Register(*registry)
                                .Add({});
 
+    prom::Family<prom::Gauge>& nats_messages = prom::BuildGauge()
+                                                   .Name("parley_nats_messages_total")
+                                                   .Help("NATS messages received and published")
+                                                   .Register(*registry);
+    prom::Family<prom::Gauge>& nats_requests = prom::BuildGauge()
+                                                   .Name("parley_nats_requests_total")
+                                                   .Help("NATS chat requests by outcome")
+                                                   .Register(*registry);
+    prom::Gauge* nats_connected = nullptr;  // registered when NATS is on
+
     // Family::Add is thread-safe, but a pointer per label set saves its
     // lookup (and its allocation) on every answer.
     std::mutex mutex;
@@ -199,6 +211,28 @@ std::string metrics::render(scrape_inputs const& in) {
         if (in.circuit->state == domain::circuit_state::half_open) state = 1;
         if (in.circuit->state == domain::circuit_state::open) state = 2;
         m.circuit.Set(state);
+    }
+    if (in.nats) {
+        // (Gauges that mirror the adapter's own counters, set at each scrape.)
+        std::lock_guard lock{m.mutex};
+        m.nats_messages.Add({{"direction", "in"}}).Set(static_cast<double>(in.nats->received));
+        m.nats_messages.Add({{"direction", "out"}}).Set(static_cast<double>(in.nats->published));
+        if (!m.nats_connected) {
+            m.nats_connected = &prom::BuildGauge()
+                                    .Name("parley_nats_connected")
+                                    .Help("1 while the NATS connection is up")
+                                    .Register(*m.registry)
+                                    .Add({});
+        }
+        m.nats_connected->Set(in.nats_connected ? 1 : 0);
+    }
+    if (in.nats_front) {
+        std::lock_guard lock{m.mutex};
+        auto const& f = *in.nats_front;
+        m.nats_requests.Add({{"outcome", "ok"}}).Set(static_cast<double>(f.requests.load()));
+        m.nats_requests.Add({{"outcome", "no_reply"}}).Set(static_cast<double>(f.no_reply.load()));
+        m.nats_requests.Add({{"outcome", "unauthorized"}}).Set(static_cast<double>(f.unauthorized.load()));
+        m.nats_requests.Add({{"outcome", "bad_request"}}).Set(static_cast<double>(f.bad_request.load()));
     }
     prom::TextSerializer serializer;
     return serializer.Serialize(m.registry->Collect());

@@ -17,12 +17,16 @@
 //   parley_usage_queue_depth                    ... of them waiting in memory
 //   parley_usage_database_ok                    1: the last database write succeeded
 //   parley_circuit_state                        0 closed, 1 half-open, 2 open
+//   parley_nats_messages_total{direction}       in, out (when NATS is on)
+//   parley_nats_requests_total{outcome}         ok (a turn ran), no_reply, unauthorized, bad_request
+//   parley_nats_connected                       1 while connected
 //
 // Every method is thread-safe.
 #include "actors/accountant.hpp"
 #include "actors/circuit.hpp"
 #include "actors/upstream_pool.hpp"
 #include "actors/usage_writer.hpp"
+#include "net/nats_bus.hpp"
 
 #include <memory>
 #include <optional>
@@ -31,12 +35,17 @@
 
 namespace parley::app {
 
+struct nats_front_counters;
+
 // What a scrape reads from the actors (nullopt: the actor did not answer;
 // its gauges keep their last values).
 struct scrape_inputs {
     std::optional<actors::pool_stats> pool;
     std::optional<actors::usage_writer_stats> writer;
     std::optional<actors::circuit_status> circuit;
+    std::optional<net::nats_counters> nats;
+    bool nats_connected = false;
+    struct nats_front_counters const* nats_front = nullptr;  // the NATS front's counters, when it runs
 };
 
 class metrics final : public actors::accounting_observer {

@@ -6,6 +6,8 @@
 #include "app/drain.hpp"
 #include "app/http_api.hpp"
 #include "app/metrics.hpp"
+#include "app/nats_front.hpp"
+#include "net/nats_bus.hpp"
 #include "app/web.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -40,15 +42,20 @@ net::response text_response(net::request const& req, http::status status, std::s
 }
 
 // GET /readyz: 200 when the database takes usage rows, the upstream circuit
-// is not open and the server is not shutting down; else 503. The body says
-// which: {"status":"ready"|"not_ready","database":"ok"|"down",
-// "upstream":"closed"|"half_open"|"open","draining":bool}.
+// is not open, NATS (when configured) is connected and the server is not
+// shutting down; else 503. The body says which: {"status":"ready"|"not_ready",
+// "database":"ok"|"down","upstream":"closed"|"half_open"|"open",
+// "draining":bool,"nats"?:"connected"|"connecting"|"reconnecting"|"closed"}.
 task<net::response> readiness(std::shared_ptr<http_api const> api, net::request const& req) {
     bool database_ok = true;
     std::string upstream = "closed";
     bool draining = false;
+    std::optional<net::nats_state> nats;
     if (api) {
         draining = api->drain && api->drain->draining();
+        if (api->bus) {
+            nats = api->bus->state();
+        }
         if (api->writer) {
             auto w = co_await api->writer->stats();
             database_ok = w && w->database_ok;
@@ -58,12 +65,15 @@ task<net::response> readiness(std::shared_ptr<http_api const> api, net::request 
             upstream = std::string{domain::to_string(c->state)};
         }
     }
-    bool const ready = database_ok && upstream != "open" && !draining;
+    bool const ready = database_ok && upstream != "open" && !draining && (!nats || *nats == net::nats_state::connected);
     boost::json::object body;
     body["status"] = ready ? "ready" : "not_ready";
     body["database"] = database_ok ? "ok" : "down";
     body["upstream"] = upstream;
     body["draining"] = draining;
+    if (nats) {
+        body["nats"] = std::string{net::to_string(*nats)};
+    }
     co_return text_response(req, ready ? http::status::ok : http::status::service_unavailable, "application/json",
                             boost::json::serialize(body) + "\n");
 }
@@ -79,6 +89,11 @@ task<net::response> exposition(std::shared_ptr<http_api const> api, net::request
     }
     auto c = co_await api->assistant.circuit->status();
     if (c) in.circuit = *c;
+    if (api->bus) {
+        in.nats = api->bus->counters();
+        in.nats_connected = api->bus->state() == net::nats_state::connected;
+    }
+    in.nats_front = api->nats_counters.get();
     co_return text_response(req, http::status::ok, "text/plain; version=0.0.4; charset=utf-8", api->stats->render(in));
 }
 
@@ -138,6 +153,16 @@ task<void> route(std::shared_ptr<http_api const> api, net::request& req, net::ex
     co_await ex.respond(std::move(res));
 }
 
+net::nats_options nats_options_of(domain::settings const& s) {
+    net::nats_options o;
+    o.url = *s.nats.url;
+    o.user = s.nats.user;
+    o.password = s.nats.password;
+    o.token = s.nats.token;
+    o.max_message_bytes = s.server.body_limit_bytes;
+    return o;
+}
+
 // The listener's TLS context: TLS 1.2 and later, the chain and key from PEM
 // files; throws when they cannot be read or do not match.
 std::shared_ptr<asio::ssl::context> load_tls(std::string const& cert_file, std::string const& key_file) {
@@ -165,6 +190,7 @@ int serve(serve_options const& options) {
     std::shared_ptr<actors::openrouter_client> client;
     std::optional<assistant_stack> assistant;
     std::shared_ptr<http_api> api;
+    std::shared_ptr<net::nats_bus> bus;
     if (options.accounting) {
         auto const& s = *options.accounting;
         // The assistant's files (prompts, tools, fallbacks) first: a bad one
@@ -175,6 +201,14 @@ int serve(serve_options const& options) {
         } catch (startup_error const& e) {
             spdlog::critical("{}", e.what());
             return 2;
+        }
+        if (s.nats.url) {
+            try {
+                bus = net::nats_bus::connect(ioc.get_executor(), nats_options_of(s));
+            } catch (net::nats_error const& e) {
+                spdlog::critical("invalid setting nats.url={}: {}", *s.nats.url, e.what());
+                return 2;
+            }
         }
         bool started = false;
         std::string failure;
@@ -190,7 +224,7 @@ int serve(serve_options const& options) {
                 try {
                     std::optional<std::string> const everyone;
                     accounting = co_await start_accounting(s, client, everyone);
-                    assistant = start_assistant(ioc.get_executor(), s, std::move(files), client, *accounting);
+                    assistant = start_assistant(ioc.get_executor(), s, std::move(files), client, *accounting, bus);
                 } catch (std::exception const& e) {
                     failure = e.what();  // startup_error: one line the operator can act on
                 }
@@ -226,6 +260,7 @@ int serve(serve_options const& options) {
         api->drain = std::make_shared<drain>();
         api->stats = std::make_shared<metrics>();
         api->writer = accounting->writer;
+        api->bus = bus;
         accounting->accountant->observe(api->stats);
         api->now_unix = [] {
             return std::chrono::duration_cast<std::chrono::seconds>(
@@ -235,6 +270,18 @@ int serve(serve_options const& options) {
     }
 
     std::shared_ptr<http_api const> const routes = api;
+    if (bus && api) {
+        nats_front_options nf;
+        nf.subject = options.accounting->nats.subject;
+        nf.queue_group = options.accounting->nats.queue_group;
+        nf.request_timeout = options.accounting->nats.request_timeout;
+        try {
+            api->nats_counters = start_nats_front(ioc.get_executor(), routes, bus, nf);
+        } catch (net::nats_error const& e) {
+            spdlog::critical("{}", e.what());
+            return 2;
+        }
+    }
     auto http_options = options.http;
     if (!http_options.tls && options.accounting && options.accounting->server.tls_cert_file) {
         auto const& srv = options.accounting->server;
@@ -287,6 +334,9 @@ int serve(serve_options const& options) {
         if (api) {
             api->drain->begin();
         }
+        if (bus) {
+            bus->stop_serving();  // new chat requests go to the group's other members
+        }
         auto deadline = std::chrono::steady_clock::now() + options.shutdown_grace;
         while (tracked() > 0 && std::chrono::steady_clock::now() < deadline) {
             tick.expires_after(std::chrono::milliseconds(10));
@@ -314,6 +364,9 @@ int serve(serve_options const& options) {
         }
         if (assistant) {
             co_await assistant->shutdown();
+        }
+        if (bus) {
+            bus->close();
         }
         if (accounting) {
             co_await accounting->shutdown(std::chrono::seconds{5});

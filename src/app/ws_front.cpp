@@ -1,4 +1,5 @@
 // GET /v1/ws: the WebSocket front door (app/http_api.hpp has the contract).
+#include "app/api_common.hpp"
 #include "app/drain.hpp"
 #include "app/frame_queue.hpp"
 #include "app/http_api.hpp"
@@ -19,28 +20,8 @@ namespace parley::app {
 namespace json = boost::json;
 namespace http = net::http;
 
-namespace {
-
-constexpr std::uint16_t close_policy = 1008;
-constexpr std::uint16_t close_going_away = 1001;
-constexpr std::uint16_t close_too_slow = 1013;  // "try again later": the client did not read its frames
-
-// What the reader, the writer and the session's sink share. `ws` and
-// `alive` are touched on the connection's strand only.
-struct ws_state {
-    std::shared_ptr<frame_queue> queue;
-    net::websocket_connection* ws = nullptr;
-    bool alive = true;
-    bool dropped = false;           // the connection was dropped (no close frame)
-    bool draining = false;          // the server is shutting down: no new turns
-    std::uint16_t close_code = 0;   // set: the writer closes with it once the queue is drained
-    std::string close_reason;
-    domain::language lang = domain::language::es;
-    std::shared_ptr<actors::session> session;
-};
-
 json::object error_frame(domain::language lang, std::string const& id, std::string const& code,
-                         std::string_view text = {}) {
+                         std::string_view text) {
     json::object o;
     o["type"] = "error";
     if (!id.empty()) {
@@ -51,12 +32,6 @@ json::object error_frame(domain::language lang, std::string const& id, std::stri
     return o;
 }
 
-std::string string_field(json::object const& o, std::string_view key) {
-    auto const* v = o.if_contains(key);
-    return v && v->is_string() ? std::string{v->as_string()} : std::string{};
-}
-
-// A `message` frame as a turn, or nullopt when its fields are wrong.
 std::optional<actors::turn_request> turn_of(json::object const& o) {
     actors::turn_request rq;
     auto const* id = o.if_contains("id");
@@ -81,6 +56,31 @@ std::optional<actors::turn_request> turn_of(json::object const& o) {
         rq.stream = s->as_bool();
     }
     return rq;
+}
+
+namespace {
+
+constexpr std::uint16_t close_policy = 1008;
+constexpr std::uint16_t close_going_away = 1001;
+constexpr std::uint16_t close_too_slow = 1013;  // "try again later": the client did not read its frames
+
+// What the reader, the writer and the session's sink share. `ws` and
+// `alive` are touched on the connection's strand only.
+struct ws_state {
+    std::shared_ptr<frame_queue> queue;
+    net::websocket_connection* ws = nullptr;
+    bool alive = true;
+    bool dropped = false;           // the connection was dropped (no close frame)
+    bool draining = false;          // the server is shutting down: no new turns
+    std::uint16_t close_code = 0;   // set: the writer closes with it once the queue is drained
+    std::string close_reason;
+    domain::language lang = domain::language::es;
+    std::shared_ptr<actors::session> session;
+};
+
+std::string string_field(json::object const& o, std::string_view key) {
+    auto const* v = o.if_contains(key);
+    return v && v->is_string() ? std::string{v->as_string()} : std::string{};
 }
 
 task<void> write_loop(std::shared_ptr<ws_state> st) {

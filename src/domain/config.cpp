@@ -924,6 +924,17 @@ std::vector<descriptor> build_table() {
     t.push_back(make({"nats.queue_group", "PARLEY_NATS_QUEUE_GROUP", "--nats-queue-group",
                       "queue group shared by Parley processes"},
                      PARLEY_FIELD(nats.queue_group), text_if("a name without spaces", is_token)));
+    t.push_back(make({"nats.user", "NATS_USER", "--nats-user", "user name for the NATS server (with NATS_PASSWORD)"},
+                     PARLEY_FIELD(nats.user), optional_kind(text_if("a user name without spaces", is_token))));
+    t.push_back(make({"nats.password", "NATS_PASSWORD", "", "password for the NATS server (secret; no flag)", true},
+                     PARLEY_FIELD(nats.password),
+                     optional_kind(text_if("a password without control characters",
+                                           [](std::string_view v) { return !v.empty() && !has_control(v); }))));
+    t.push_back(make({"nats.token", "NATS_TOKEN", "", "token for the NATS server (secret; no flag)", true},
+                     PARLEY_FIELD(nats.token), optional_kind(text_if("a token without spaces", is_token))));
+    t.push_back(make({"nats.request_timeout_ms", "PARLEY_NATS_REQUEST_TIMEOUT_MS", "--nats-request-timeout-ms",
+                      "longest turn of one NATS chat request (then it is cancelled)"},
+                     PARLEY_FIELD(nats.request_timeout), whole<ms>(1'000, max_ms, "milliseconds")));
     t.push_back(make({"server.max_connections", "PARLEY_SERVER_MAX_CONNECTIONS", "--server-max-connections",
                       "most open client connections"},
                      PARLEY_FIELD(server.max_connections), whole<std::size_t>(1, 1'000'000)));
@@ -1205,6 +1216,13 @@ struct loader {
             return cross_error("server.dev_tokens",
                                "false unless openrouter.base_url is on this machine (the simulator): tokens for "
                                "anyone must never reach a real upstream");
+        }
+        if (s.nats.token && (s.nats.user || s.nats.password)) {
+            return cross_error("nats.token", "unset when nats.user or nats.password is set (one way to sign in)");
+        }
+        if (s.nats.user.has_value() != s.nats.password.has_value()) {
+            return cross_error(s.nats.user ? "nats.password" : "nats.user",
+                               "set together with " + std::string{s.nats.user ? "nats.user" : "nats.password"});
         }
         if (s.server.tls_cert_file.has_value() != s.server.tls_key_file.has_value()) {
             return cross_error(s.server.tls_cert_file ? "server.tls_key_file" : "server.tls_cert_file",

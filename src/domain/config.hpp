@@ -131,6 +131,10 @@ struct settings {
         std::optional<std::string> url;  // unset: the NATS adapter is off
         std::string subject = "parley.chat";
         std::string queue_group = "parley";
+        std::optional<std::string> user;      // with password; or both in the URL
+        std::optional<std::string> password;  // secret
+        std::optional<std::string> token;     // secret; instead of user and password
+        std::chrono::milliseconds request_timeout{120'000};  // a chat request's turn, at most
         bool operator==(nats_settings const&) const = default;
     } nats;
 

@@ -276,6 +276,22 @@ std::optional<std::string> check_url(std::string_view text) {
     return std::nullopt;
 }
 
+// A NATS subject to publish to: 1..256 bytes of dot-separated non-empty
+// tokens of visible ASCII, without the wildcards * and >.
+bool plain_subject(std::string_view s) {
+    if (s.empty() || s.size() > 256 || s.front() == '.' || s.back() == '.') {
+        return false;
+    }
+    char prev = 0;
+    for (char c : s) {
+        if (c <= ' ' || c > '~' || c == '*' || c == '>' || (c == '.' && prev == '.')) {
+            return false;
+        }
+        prev = c;
+    }
+    return true;
+}
+
 std::optional<std::string> parse_handler(json::value const* value, tool_handler& out) {
     auto const* h = value ? value->if_object() : nullptr;
     auto const* type = h ? h->if_contains("type") : nullptr;
@@ -324,7 +340,26 @@ std::optional<std::string> parse_handler(json::value const* value, tool_handler&
     }
     if (kind == "nats") {
         out.kind = tool_handler_kind::nats;
-        return std::string{"handler type nats needs the NATS adapter, which is not available yet"};
+        if (auto e = unknown_key(*h, {"type", "subject", "timeout_ms", "max_response_bytes"},
+                                 " in the handler (nats: type, subject, timeout_ms, max_response_bytes)")) {
+            return e;
+        }
+        auto const* subject = h->if_contains("subject");
+        if (!subject || !subject->is_string() || !plain_subject(sv(subject->get_string()))) {
+            return std::string{"handler.subject must be a NATS subject: dot-separated tokens, no spaces or wildcards"};
+        }
+        out.subject = std::string{sv(subject->get_string())};
+        std::int64_t timeout = out.timeout.count();
+        if (auto e = parse_limit(*h, "timeout_ms", max_timeout_ms, timeout)) {
+            return e;
+        }
+        out.timeout = std::chrono::milliseconds{timeout};
+        auto bytes = static_cast<std::int64_t>(out.max_response_bytes);
+        if (auto e = parse_limit(*h, "max_response_bytes", max_response_limit, bytes)) {
+            return e;
+        }
+        out.max_response_bytes = static_cast<std::size_t>(bytes);
+        return std::nullopt;
     }
     return "unknown handler type " + quoted(kind) + " (builtin, http or nats)";
 }

@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(setting_infos_show_defaults_and_names) {
     for (auto const& info : setting_infos()) {
         by_path[info.path] = info;
     }
-    BOOST_TEST(by_path.size() == 65u);
+    BOOST_TEST(by_path.size() == 69u);
     BOOST_TEST(by_path["listen"].default_value == "127.0.0.1:8080");
     BOOST_TEST(by_path["listen"].env == "PARLEY_LISTEN");
     BOOST_TEST(by_path["listen"].flag == "--listen");
@@ -184,7 +184,7 @@ BOOST_AUTO_TEST_CASE(paths_variables_and_flags_are_unique) {
             }
         }
     }
-    BOOST_TEST(with_flag == infos.size() - 2);  // the two secrets have none
+    BOOST_TEST(with_flag == infos.size() - 4);  // the four secrets have none (JWT secret, API key, NATS password and token)
 }
 
 // ------------------------------------------------------------ conf/parley.json

@@ -167,6 +167,18 @@ BOOST_AUTO_TEST_CASE(http_limits_have_defaults_and_accept_their_bounds) {
     BOOST_TEST(written.url == "HTTP://Host:8080/w");
 }
 
+BOOST_AUTO_TEST_CASE(nats_handlers_name_a_subject_and_limits) {
+    auto const h = parse_ok(file_of(handler_tool(
+                                R"({"type": "nats", "subject": "tools.weather", "timeout_ms": 800, "max_response_bytes": 99})")))
+                       .all()
+                       .at(0)
+                       .handler;
+    BOOST_TEST((h.kind == parley::domain::tool_handler_kind::nats));
+    BOOST_TEST(h.subject == "tools.weather");
+    BOOST_TEST(h.timeout.count() == 800);
+    BOOST_TEST(h.max_response_bytes == 99u);
+}
+
 BOOST_AUTO_TEST_CASE(comments_and_trailing_commas_are_allowed) {
     auto const r = parse_ok(R"(// tools
         {"tools": [
@@ -315,8 +327,14 @@ BOOST_AUTO_TEST_CASE(every_mistake_is_refused_with_one_line_naming_the_tool) {
         {"handler type not a string", file_of(handler_tool(R"({"type": 1})")), bad_handler},
         {"unknown handler type", file_of(handler_tool(R"({"type": "grpc"})")),
          t + R"(unknown handler type "grpc" (builtin, http or nats))"},
-        {"nats handler", file_of(handler_tool(R"({"type": "nats", "subject": "tools.weather"})")),
-         t + "handler type nats needs the NATS adapter, which is not available yet"},
+        {"nats without subject", file_of(handler_tool(R"({"type": "nats"})")),
+         t + "handler.subject must be a NATS subject: dot-separated tokens, no spaces or wildcards"},
+        {"nats wildcard subject", file_of(handler_tool(R"({"type": "nats", "subject": "tools.*"})")),
+         t + "handler.subject must be a NATS subject: dot-separated tokens, no spaces or wildcards"},
+        {"nats empty token", file_of(handler_tool(R"({"type": "nats", "subject": "tools..w"})")),
+         t + "handler.subject must be a NATS subject: dot-separated tokens, no spaces or wildcards"},
+        {"nats with another key", file_of(handler_tool(R"({"type": "nats", "subject": "a", "url": "x"})")),
+         t + R"(unknown key "url" in the handler (nats: type, subject, timeout_ms, max_response_bytes))"},
         {"unknown builtin", file_of(handler_tool(R"({"type": "builtin", "name": "clock"})")), bad_builtin},
         {"builtin without name", file_of(handler_tool(R"({"type": "builtin"})")), bad_builtin},
         {"builtin with another key", file_of(handler_tool(R"({"type": "builtin", "name": "my_usage", "timeout_ms": 5})")),
