@@ -234,6 +234,10 @@ task<boost::system::result<std::string>> nats_bus::request(std::string subject, 
     if (i->closing || i->state.load() == static_cast<int>(nats_state::closed)) {
         co_return boost::system::error_code{asio::error::not_connected};
     }
+    if (data.size() > i->options.max_message_bytes) {
+        ++i->publish_failures;
+        co_return boost::system::error_code{asio::error::message_size};
+    }
     auto executor = co_await asio::this_coro::executor;
     auto ch = std::make_shared<reply_channel>(executor, 1);
     std::string token;

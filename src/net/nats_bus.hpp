@@ -86,7 +86,8 @@ public:
     bool publish(std::string_view subject, std::string_view data);
 
     // One request: the first reply's data, or an error: timed_out, no
-    // responders (host_unreachable), not connected (not_connected).
+    // responders (host_unreachable), closed (not_connected), data over
+    // max_message_bytes (message_size).
     task<boost::system::result<std::string>> request(std::string subject, std::string data,
                                                      std::chrono::milliseconds timeout);
 
