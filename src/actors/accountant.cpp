@@ -1,5 +1,7 @@
 #include "actors/accountant.hpp"
 
+#include "actors/shared_limits.hpp"
+
 #include "domain/budget.hpp"
 #include "persistence/database.hpp"
 #include "persistence/usage_repository.hpp"
@@ -218,12 +220,19 @@ task<result<admission_decision>> accountant::admit(call_identity const& who, dom
     rq.exempt = !options_.exempt_permission.empty() &&
                 std::find(who.permissions.begin(), who.permissions.end(), options_.exempt_permission) !=
                     who.permissions.end();
-    auto limiter = limiter_;
-    auto decision = co_await limiter->admit(std::move(rq));
-    if (decision && !decision->admitted && observer_) {
-        observer_->refused(*decision);
+    std::optional<result<admission_decision>> decision;
+    if (auto shared = shared_) {
+        auto d = co_await shared->admit(std::move(rq));
+        decision = std::move(d);
+    } else {
+        auto limiter = limiter_;
+        auto d = co_await limiter->admit(std::move(rq));
+        decision = std::move(d);
     }
-    co_return decision;
+    if (*decision && !(*decision)->admitted && observer_) {
+        observer_->refused(**decision);
+    }
+    co_return std::move(*decision);
 }
 
 task<result<domain::usage_record>> accountant::record(call_identity const& who, admission_decision const& admission,

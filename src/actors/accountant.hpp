@@ -40,6 +40,8 @@ class database;
 
 namespace parley::actors {
 
+class shared_limits;
+
 struct accounting_options {
     domain::price_table prices = domain::default_price_table();
     std::string exempt_permission = "unlimited";  // empty: nobody is exempt
@@ -102,6 +104,9 @@ public:
 
     // Set once, before the first call (null: none).
     void observe(std::shared_ptr<accounting_observer> o) { observer_ = std::move(o); }
+    // Admissions go through limits shared with other processes (limits.backend
+    // = postgres); set once, before the first call.
+    void share(std::shared_ptr<shared_limits> s) { shared_ = std::move(s); }
 
     // Looks up, in the background, the real cost of estimate rows
     // (request_id, generation_id) left from earlier runs.
@@ -127,6 +132,7 @@ private:
     accounting_options options_;
     std::shared_ptr<corrections> corrections_;
     std::shared_ptr<accounting_observer> observer_;
+    std::shared_ptr<shared_limits> shared_;
 };
 
 // What the rate limiter should know at start-up, from the database: today's

@@ -28,6 +28,12 @@ task<result<limits_snapshot>> rate_limiter::snapshot(std::string user_id) {
     return ask(limiter_msg::snapshot{std::move(user_id), {}});
 }
 
+task<result<void>> rate_limiter::set_global_limit(domain::nano_usd limit) {
+    limiter_msg::set_global_limit m;
+    m.limit = limit;
+    return ask(std::move(m));
+}
+
 task<void> rate_limiter::shutdown() {
     auto self = shared_from_this();
     auto closed = ask(limiter_msg::close{});
@@ -138,6 +144,11 @@ void rate_limiter::on(limiter_msg::load& m) {
     for (auto const& [user, at] : m.state.recent_calls) {
         window_of(user).add(at);
     }
+    m.reply_to.set();
+}
+
+void rate_limiter::on(limiter_msg::set_global_limit& m) {
+    global_.set_limit(m.limit);
     m.reply_to.set();
 }
 

@@ -105,6 +105,10 @@ struct snapshot {
     std::string user_id;
     reply<limits_snapshot> reply_to;
 };
+struct set_global_limit {
+    domain::nano_usd limit;
+    reply<void> reply_to;
+};
 struct sweep {};
 struct close {
     reply<void> reply_to;
@@ -112,8 +116,8 @@ struct close {
 }  // namespace limiter_msg
 
 class rate_limiter final : public actor<rate_limiter, limiter_msg::admit, limiter_msg::settle, limiter_msg::adjust,
-                                        limiter_msg::load, limiter_msg::snapshot, limiter_msg::sweep,
-                                        limiter_msg::close> {
+                                        limiter_msg::load, limiter_msg::snapshot, limiter_msg::set_global_limit,
+                                        limiter_msg::sweep, limiter_msg::close> {
 public:
     rate_limiter(asio::any_io_executor ex, limiter_options options);
 
@@ -122,6 +126,9 @@ public:
     task<result<void>> adjust(std::string user_id, domain::nano_usd delta);
     task<result<void>> load(limiter_load state);
     task<result<limits_snapshot>> snapshot(std::string user_id);
+    // The global budget's limit from now on (a shared budget's lease: see
+    // actors/shared_limits.hpp).
+    task<result<void>> set_global_limit(domain::nano_usd limit);
     // Stops the sweep timer and the actor.
     task<void> shutdown();
 
@@ -137,6 +144,7 @@ private:
     void on(limiter_msg::adjust& m);
     void on(limiter_msg::load& m);
     void on(limiter_msg::snapshot& m);
+    void on(limiter_msg::set_global_limit& m);
     void on(limiter_msg::sweep& m);
     void on(limiter_msg::close& m);
 

@@ -7,6 +7,8 @@
 #include <boost/asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
 
+#include <random>
+
 #include <variant>
 
 namespace parley::app {
@@ -74,6 +76,15 @@ task<void> add_openrouter_prices(actors::openrouter_client& client, domain::pric
         }
     }
     spdlog::info("pricing: {} model prices added from OpenRouter ({} entries skipped)", added, parsed->skipped);
+}
+
+// 12 hex digits from the random device: tells this process's lease apart.
+std::string random_instance_suffix() {
+    static constexpr char digits[] = "0123456789abcdef";
+    std::random_device rd;
+    std::string out(12, '0');
+    for (auto& c : out) c = digits[rd() % 16];
+    return out;
 }
 
 }  // namespace
@@ -148,11 +159,19 @@ task<accounting_stack> start_accounting(domain::settings const& s, std::shared_p
         add_log_entries(load, *st.log, now, window, only_user);
     }
 
+    bool const shared = s.limits.backend == domain::limits_backend::postgres;
     actors::limiter_options lo;
     lo.rate_per_hour = s.limits.rate_per_user_per_hour;
     lo.window = window;
     lo.daily_global = s.limits.cost_daily;
     lo.daily_per_user = s.limits.cost_daily_per_user;
+    if (shared) {
+        // The global limit is the slices leased (none yet), the window is
+        // the database's: neither is counted here.
+        lo.daily_global = domain::nano_usd{};
+        load.global_spent_today = domain::nano_usd{};
+        load.recent_calls.clear();
+    }
     st.limiter = actors::spawn<actors::rate_limiter>(ex, lo);
     co_await st.limiter->load(std::move(load));
 
@@ -165,6 +184,21 @@ task<accounting_stack> start_accounting(domain::settings const& s, std::shared_p
     ao.correction_delay = s.usage.correction_delay;
     ao.correction_attempts = s.usage.correction_attempts;
     st.accountant = std::make_shared<actors::accountant>(ex, st.limiter, st.writer, client, std::move(ao));
+    if (shared) {
+        actors::shared_limits_options so;
+        so.instance_id = "parley-" + random_instance_suffix();
+        so.rate_per_hour = s.limits.rate_per_user_per_hour;
+        so.window = window;
+        so.daily_global = s.limits.cost_daily;
+        so.slice = s.limits.lease;
+        so.lease_ttl = std::chrono::duration_cast<std::chrono::seconds>(s.limits.lease_ttl);
+        so.heartbeat = std::max<std::chrono::milliseconds>(std::chrono::milliseconds{200}, s.limits.lease_ttl / 6);
+        st.shared = std::make_shared<actors::shared_limits>(ex, st.db, st.limiter, so);
+        st.shared->start();
+        st.accountant->share(st.shared);
+        spdlog::info("limits: shared through PostgreSQL as {} (budget slices of {})", so.instance_id,
+                     domain::format_usd_compact(so.slice));
+    }
     if (st.database_reachable && client) {
         try {
             auto find = [d](soci::session& sql) { return persistence::estimates_to_correct(sql, d, 100); };
@@ -180,6 +214,9 @@ task<accounting_stack> start_accounting(domain::settings const& s, std::shared_p
 task<void> accounting_stack::shutdown(std::chrono::milliseconds flush_timeout) {
     if (accountant) {
         co_await accountant->shutdown();
+    }
+    if (shared) {
+        co_await shared->shutdown();
     }
     if (writer) {
         co_await writer->shutdown(flush_timeout);

@@ -4,6 +4,7 @@
 // usage log (replayed), the usage writer, the rate limiter (loaded with
 // today's spend and the last hour's calls) and the accountant.
 #include "actors/accountant.hpp"
+#include "actors/shared_limits.hpp"
 #include "actors/openrouter_client.hpp"
 #include "actors/rate_limiter.hpp"
 #include "actors/usage_writer.hpp"
@@ -32,9 +33,10 @@ struct accounting_stack {
     std::shared_ptr<actors::usage_writer> writer;
     std::shared_ptr<actors::rate_limiter> limiter;
     std::shared_ptr<actors::accountant> accountant;
+    std::shared_ptr<actors::shared_limits> shared;  // limits.backend = postgres only
     bool database_reachable = false;  // migrations ran at start-up
 
-    // Corrections cancelled, a last flush (bounded by flush_timeout), the
+    // Corrections cancelled, the shared lease given back, a last flush (bounded by flush_timeout), the
     // writer and the limiter stopped, the database closed.
     task<void> shutdown(std::chrono::milliseconds flush_timeout);
 };

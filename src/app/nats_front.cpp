@@ -59,6 +59,9 @@ task<void> serve_request(std::shared_ptr<request_context> rc) {
     }
     auto& o = v.as_object();
     auto const asked = language_of(o);
+    std::string const given_id = o.contains("id") && o.at("id").is_string()
+                                     ? std::string{o.at("id").as_string().subview().substr(0, 64)}
+                                     : std::string{};
     std::optional<domain::principal> who;
     if (auto const* t = o.if_contains("token"); t && t->is_string()) {
         auto p = domain::authenticate(t->as_string(), api->auth, api->now_unix());
@@ -69,7 +72,7 @@ task<void> serve_request(std::shared_ptr<request_context> rc) {
     if (!who) {
         ++counters.unauthorized;
         spdlog::warn("NATS: a request on {} with a missing or invalid token was refused", rc->message.subject);
-        rc->reply(error_frame(asked.value_or(api->default_language), "", "unauthorized"));
+        rc->reply(error_frame(asked.value_or(api->default_language), given_id, "unauthorized"));
         co_return;
     }
     auto const lang = asked.value_or(who->lang.value_or(api->default_language));
@@ -87,8 +90,7 @@ task<void> serve_request(std::shared_ptr<request_context> rc) {
     }
     if (!rq) {
         ++counters.bad_request;
-        auto const id = o.at("id").is_string() ? std::string{o.at("id").as_string().subview().substr(0, 64)} : "";
-        rc->reply(error_frame(lang, id, "bad_request"));
+        rc->reply(error_frame(lang, given_id, "bad_request"));
         co_return;
     }
 
@@ -136,12 +138,19 @@ task<void> serve_request(std::shared_ptr<request_context> rc) {
             cancel_turn();
         }
     });
+    auto info = co_await session->info();
     co_await session->send(std::move(*rq));
     for (;;) {
         auto f = co_await queue->pop();
         auto const type = std::string{f.at("type").as_string()};
+        bool const final = type == "done" || type == "error";
+        if (final && info) {
+            // No `ready` frame on NATS: the last frame says which
+            // conversation the turn joined (to resume it).
+            f["conversation_id"] = info->conversation_id;
+        }
         rc->reply(f);
-        if (type == "done" || type == "error") {
+        if (final) {
             break;
         }
     }

@@ -3,7 +3,9 @@
 // `nats.subject` in queue group `nats.queue_group` (several Parley
 // processes share the work), each answered on its reply subject with the
 // frames of the WebSocket protocol: `delta`... (when "stream" is true, the
-// default), then `done` or `error`.
+// default), then `done` or `error`; the last one also carries the
+// `conversation_id` (there is no `ready` frame), to resume it. Error frames
+// carry the request's `id` when it had one.
 //
 //   request: {"token":"<jwt or API key>","text":"...","context":{...}?,
 //             "conversation_id":"..."?,"language":"es|en"?,"stream":bool?,"id":"..."?}

@@ -69,6 +69,8 @@ nano_usd budget::reserved() const noexcept { return reserved_; }
 
 nano_usd budget::limit() const noexcept { return limit_; }
 
+void budget::set_limit(nano_usd limit) { limit_ = non_negative(limit); }
+
 nano_usd budget::remaining(sys_time now) const {
     auto const committed = saturating_add(spent(now), reserved_);
     return committed >= limit_ ? nano_usd{} : limit_ - committed;

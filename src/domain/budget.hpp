@@ -50,6 +50,10 @@ public:
     // earlier than one already seen is ignored (it is not today's).
     void load(nano_usd spent_today, sys_time now);
 
+    // A new limit (a shared budget's lease grew, or a new day's lease);
+    // spend and reservations stay.
+    void set_limit(nano_usd limit);
+
     nano_usd spent(sys_time now) const;      // 0 if `now` is a later day than the last one seen
     nano_usd reserved() const noexcept;
     nano_usd limit() const noexcept;

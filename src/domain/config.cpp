@@ -853,6 +853,12 @@ std::vector<descriptor> build_table() {
                      PARLEY_FIELD(limits.exempt_permission),
                      text_if("a permission name without spaces, or empty for none",
                              [](std::string_view s) { return s.empty() || (is_token(s) && s.size() <= 64); })));
+    t.push_back(make({"limits.lease_usd", "PARLEY_LIMITS_LEASE_USD", "--limits-lease",
+                      "postgres backend: the slice of the daily budget a process leases at a time"},
+                     PARLEY_FIELD(limits.lease), usd()));
+    t.push_back(make({"limits.lease_ttl_ms", "PARLEY_LIMITS_LEASE_TTL_MS", "--limits-lease-ttl-ms",
+                      "postgres backend: a process silent this long has its unused lease counted free"},
+                     PARLEY_FIELD(limits.lease_ttl), whole<ms>(1'000, max_ms, "milliseconds")));
     t.push_back(make({"retry.max_retries", "PARLEY_RETRY_MAX_RETRIES", "--max-retries",
                       "retries after the first try of an upstream call"},
                      PARLEY_FIELD(retry.max_retries), whole<int>(0, 10)));

@@ -83,6 +83,8 @@ struct settings {
         std::optional<nano_usd> cost_daily_per_user;  // unset: no per-user budget
         limits_backend backend = limits_backend::memory;
         std::string exempt_permission = "unlimited";  // users with it skip the hourly window; empty: nobody
+        nano_usd lease{50'000'000};                    // postgres backend: a slice of the daily budget
+        std::chrono::milliseconds lease_ttl{30'000};  // postgres backend: a silent process's lease expires
         bool operator==(limits_settings const&) const = default;
     } limits;
 

@@ -23,9 +23,9 @@
 // "max_response_bytes" of an http handler (5000 and 65536).
 //
 // Handlers: builtin (`current_time`, `my_usage`), http (a POST of
-// {"tool","arguments","user"} to the URL) and nats (a request on a subject;
-// the bus adapter is issue #7, so a nats handler is refused at load time
-// until it exists).
+// {"tool","arguments","user"} to the URL) and nats (the same JSON as a NATS
+// request on "subject": dot-separated tokens, no wildcards; "timeout_ms"
+// and "max_response_bytes" as http's).
 //
 // Arguments are checked before a call runs: the arguments text must be a
 // JSON object ("" is {}); every name in the schema's "required" must be

@@ -97,8 +97,44 @@ CREATE TABLE ai_messages (
 );
 )sql";
 
+// Version 2: limits shared by several processes (limits.backend = postgres;
+// persistence/limits_repository.hpp). SQLite gets the tables too, unused,
+// so both dialects have the same versions.
+constexpr std::string_view v2_postgresql = R"sql(
+CREATE TABLE limit_calls (
+    user_id varchar(255) NOT NULL,
+    at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX limit_calls_user_at_idx ON limit_calls (user_id, at);
+CREATE TABLE budget_leases (
+    instance_id varchar(64) NOT NULL,
+    day date NOT NULL,
+    granted_nanos bigint NOT NULL DEFAULT 0,
+    spent_nanos bigint NOT NULL DEFAULT 0,
+    heartbeat_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (instance_id, day)
+);
+)sql";
+
+constexpr std::string_view v2_sqlite = R"sql(
+CREATE TABLE limit_calls (
+    user_id varchar(255) NOT NULL,
+    at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+);
+CREATE INDEX limit_calls_user_at_idx ON limit_calls (user_id, at);
+CREATE TABLE budget_leases (
+    instance_id varchar(64) NOT NULL,
+    day TEXT NOT NULL,
+    granted_nanos bigint NOT NULL DEFAULT 0,
+    spent_nanos bigint NOT NULL DEFAULT 0,
+    heartbeat_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+    PRIMARY KEY (instance_id, day)
+);
+)sql";
+
 constexpr migration all_migrations[] = {
     {1, "usage, conversations and messages", v1_postgresql, v1_sqlite},
+    {2, "shared limits", v2_postgresql, v2_sqlite},
 };
 
 // The bookkeeping table, created when missing inside each migration's

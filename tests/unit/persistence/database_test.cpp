@@ -379,9 +379,9 @@ BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(migrations_suite)
 
-BOOST_AUTO_TEST_CASE(migrate_applies_version_1_then_is_a_no_op) {
-    BOOST_TEST(latest_schema_version() == 1);
-    BOOST_TEST(migrations().size() == 1u);
+BOOST_AUTO_TEST_CASE(migrate_applies_every_version_then_is_a_no_op) {
+    BOOST_TEST(latest_schema_version() == 2);
+    BOOST_TEST(migrations().size() == 2u);
     for (auto const& t : test::test_databases()) {
         BOOST_TEST_CONTEXT("database " << t.name) {
             auto db = database::open({t.url, 1});
@@ -391,11 +391,11 @@ BOOST_AUTO_TEST_CASE(migrate_applies_version_1_then_is_a_no_op) {
             auto again = db->run_blocking([&](soci::session& sql) { return migrate(sql, d); });
             auto after = db->run_blocking([&](soci::session& sql) { return schema_version(sql, d); });
             BOOST_TEST(before == 0);
-            BOOST_TEST(first == std::vector<int>{1}, boost::test_tools::per_element());
+            BOOST_TEST(first == (std::vector<int>{1, 2}), boost::test_tools::per_element());
             BOOST_TEST(again.empty());
-            BOOST_TEST(after == 1);
+            BOOST_TEST(after == 2);
             db->run_blocking([](soci::session& sql) {
-                for (auto table : {"ai_usage", "ai_conversations", "ai_messages"}) {
+                for (auto table : {"ai_usage", "ai_conversations", "ai_messages", "limit_calls", "budget_leases"}) {
                     BOOST_TEST(count_rows(sql, table) == 0);
                 }
                 std::string name;
@@ -440,9 +440,9 @@ BOOST_AUTO_TEST_CASE(two_processes_migrating_at_once_apply_each_version_once) {
             tb.join();
             BOOST_TEST(error_a == "");
             BOOST_TEST(error_b == "");
-            BOOST_TEST(from_a.size() + from_b.size() == 1u);
+            BOOST_TEST(from_a.size() + from_b.size() == 2u);
             auto version = a->run_blocking([&](soci::session& sql) { return schema_version(sql, a->kind()); });
-            BOOST_TEST(version == 1);
+            BOOST_TEST(version == 2);
         }
     }
 }
