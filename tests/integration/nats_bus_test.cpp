@@ -6,6 +6,7 @@
 
 #include "support/io_fixture.hpp"
 #include "support/pg_server.hpp"
+#include "support/nats_server.hpp"
 #include "support/process.hpp"
 
 #include <boost/asio/steady_timer.hpp>
@@ -19,30 +20,11 @@
 namespace {
 
 using namespace std::chrono_literals;
+using parley::test::nats_server;
 using parley::task;
 using parley::net::nats_bus;
 using parley::net::nats_state;
 namespace asio = boost::asio;
-
-struct nats_server {
-    unsigned short port;
-    std::unique_ptr<parley::test::child_process> proc;
-
-    explicit nats_server(unsigned short p = parley::test::free_loopback_port()) : port{p} { start(); }
-    void start() {
-        proc = std::make_unique<parley::test::child_process>(
-            "/usr/sbin/nats-server", std::vector<std::string>{"-a", "127.0.0.1", "-p", std::to_string(port)});
-        proc->wait_for_output("Server is ready", 10s);
-    }
-    void stop() {
-        proc->signal(SIGTERM);
-        proc->wait(10s);
-    }
-    ~nats_server() {
-        if (!proc->wait(0ms)) stop();
-    }
-    std::string url() const { return "nats://127.0.0.1:" + std::to_string(port); }
-};
 
 parley::net::nats_options options_for(std::string url) {
     parley::net::nats_options o;

@@ -2,6 +2,10 @@
 // limits.backend = postgres: the hourly window admits exactly the limit
 // across both, and the global daily budget, leased in slices, is not
 // exceeded under concurrent load on both.
+#include "net/nats_bus.hpp"
+
+#include "support/io_fixture.hpp"
+#include "support/nats_server.hpp"
 #include "support/parley_server.hpp"
 #include "support/pg_server.hpp"
 
@@ -120,6 +124,97 @@ BOOST_AUTO_TEST_CASE(the_leased_global_budget_is_not_exceeded_under_load_on_both
     long long holders = 0;
     sql << "SELECT COUNT(DISTINCT instance_id) FROM budget_leases", soci::into(holders);
     BOOST_TEST(holders == 2);
+}
+
+BOOST_AUTO_TEST_CASE(nats_requests_are_spread_over_both_instances) {
+    parley::test::pg_server pg;
+    parley::test::nats_server nats;
+    std::map<std::string, std::optional<std::string>> more{{"NATS_URL", nats.url()}};
+    server a{shared_env(pg, more)};
+    server b{shared_env(pg, more)};
+    parley::test::io_fixture io;
+    auto bus = parley::net::nats_bus::connect(io.ioc.get_executor(), parley::net::nats_options{nats.url()});
+    int done = 0;
+    io.run(
+        [&]() -> parley::task<void> {
+            for (int i = 0; i != 24; ++i) {
+                std::string const rq = R"({"token":")" + token("bus" + std::to_string(i)) +
+                                       R"(","text":"Hola","stream":false})";
+                auto r = co_await bus->request("parley.chat", rq, 10s);
+                if (r && json::parse(*r).at("type").as_string() == "done") ++done;
+            }
+        },
+        60s);
+    bus->close();
+    BOOST_TEST(done == 24);
+    auto served = [](server& s) {
+        auto m = s.get("/metrics", "").body;
+        std::string const key = "parley_nats_requests_total{outcome=\"ok\"} ";
+        auto at = m.find(key);
+        return at == std::string::npos ? 0 : std::stoi(m.substr(at + key.size()));
+    };
+    auto const by_a = served(a);
+    auto const by_b = served(b);
+    BOOST_TEST(by_a + by_b == 24);
+    BOOST_TEST(by_a > 0);
+    BOOST_TEST(by_b > 0);
+}
+
+BOOST_AUTO_TEST_CASE(an_instance_killed_mid_load_fails_its_callers_the_other_serves_and_no_row_is_lost) {
+    parley::test::pg_server pg;
+    // A keeps its rows in the usage log (a long flush interval) until it dies.
+    server a{shared_env(pg, {{"PARLEY_USAGE_FLUSH_INTERVAL_MS", "60000"}}),
+             {"--latency-ms", "0", "--tokens-per-second", "100", "--answer-tokens", "20"}};
+    server b{shared_env(pg, {}), {"--latency-ms", "0", "--tokens-per-second", "100", "--answer-tokens", "20"}};
+    auto const tok = token("steady", {"unlimited"});
+    std::atomic<bool> killed{false};
+    std::atomic<int> ok_a{0}, ok_b{0}, failed_a{0}, failed_b{0}, ok_b_after{0};
+    std::vector<std::thread> pool;
+    for (int t = 0; t != 4; ++t) {
+        pool.emplace_back([&, t] {
+            bool const to_a = t % 2 == 0;
+            for (int i = 0; i != 15; ++i) {
+                bool const after = killed;
+                try {
+                    auto r = (to_a ? a : b).post("/v1/chat/completions", body, tok);
+                    if (r.status == 200u) {
+                        ++(to_a ? ok_a : ok_b);
+                        if (!to_a && after) ++ok_b_after;
+                    } else {
+                        ++(to_a ? failed_a : failed_b);
+                    }
+                } catch (std::exception const&) {
+                    ++(to_a ? failed_a : failed_b);  // the connection was cut or refused
+                }
+            }
+        });
+    }
+    std::this_thread::sleep_for(1500ms);
+    a.proc->signal(SIGKILL);
+    killed = true;
+    for (auto& t : pool) t.join();
+    BOOST_TEST(failed_a > 0);   // A's callers saw it go
+    BOOST_TEST(failed_b == 0);  // B never failed
+    BOOST_TEST(ok_b == 30);
+    BOOST_TEST(ok_b_after > 0);
+    BOOST_TEST(ok_a > 0);
+
+    // A again: its log is replayed into the database.
+    a.proc->wait(10s);
+    a.start();
+    soci::session sql{soci::postgresql, pg.url() + "?connect_timeout=5"};
+    long long rows = 0, distinct = 0;
+    for (int i = 0; i != 400; ++i) {
+        sql << "SELECT COUNT(*), COUNT(DISTINCT request_id) FROM ai_usage WHERE status = 'ok'", soci::into(rows),
+            soci::into(distinct);
+        if (rows >= ok_a + ok_b) break;
+        std::this_thread::sleep_for(25ms);
+    }
+    // Every completed call has its row, once (a call A finished and logged
+    // just before it died, whose answer never left, may add one per thread).
+    BOOST_TEST(rows == distinct);
+    BOOST_TEST(rows >= ok_a + ok_b);
+    BOOST_TEST(rows <= ok_a + ok_b + 2);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

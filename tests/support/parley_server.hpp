@@ -31,11 +31,12 @@ struct server {
     temp_dir data;
     std::unique_ptr<child_process> proc;
     unsigned short port = 0;
+    std::map<std::string, std::optional<std::string>> env;
 
     explicit server(std::map<std::string, std::optional<std::string>> extra = {},
                     std::vector<std::string> sim_args = fast_sim())
         : sim{std::move(sim_args)} {
-        std::map<std::string, std::optional<std::string>> env{
+        env = std::map<std::string, std::optional<std::string>>{
             {"OPENROUTER_BASE_URL", "http://127.0.0.1:" + std::to_string(sim.port) + "/api/v1"},
             {"OPENROUTER_API_KEY", "k"},
             {"PARLEY_CONFIG", "/dev/null"},
@@ -47,6 +48,11 @@ struct server {
             {"PARLEY_RETRY_INITIAL_BACKOFF_MS", "5"},
             {"PARLEY_RETRY_MAX_BACKOFF_MS", "10"}};
         for (auto& [k, v] : extra) env[k] = v;
+        start();
+    }
+    // Starts the process (again, after it stopped: same settings, same data
+    // directory, a new port).
+    void start() {
         proc = std::make_unique<child_process>(bin_path("parley"),
                                                std::vector<std::string>{"serve", "--listen", "127.0.0.1:0"}, env);
         port = static_cast<unsigned short>(
