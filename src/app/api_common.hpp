@@ -24,6 +24,9 @@ net::response error_response(net::request const& req, std::string_view code, std
                              std::optional<std::int64_t> retry_after = std::nullopt,
                              std::optional<net::http::status> status = std::nullopt);
 
+// 200 text/event-stream, Cache-Control: no-store (the header of an SSE answer).
+net::http::response_header<> sse_header();
+
 // 200 application/json, Cache-Control: no-store.
 net::response json_response(net::request const& req, boost::json::object const& body);
 

@@ -441,14 +441,6 @@ struct stream_state {
     asio::cancellation_signal cancel;
 };
 
-http::response_header<> sse_header() {
-    http::response_header<> h;
-    h.result(http::status::ok);
-    h.set(http::field::content_type, "text/event-stream");
-    h.set(http::field::cache_control, "no-store");
-    return h;
-}
-
 task<void> write_deltas(std::shared_ptr<frame_queue> queue, net::exchange& ex, std::shared_ptr<stream_state> sp) {
     auto& st = *sp;
     for (;;) {

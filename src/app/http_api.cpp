@@ -63,6 +63,14 @@ net::response json_response(net::request const& req, json::object const& body) {
     return res;
 }
 
+http::response_header<> sse_header() {
+    http::response_header<> h;
+    h.result(http::status::ok);
+    h.set(http::field::content_type, "text/event-stream");
+    h.set(http::field::cache_control, "no-store");
+    return h;
+}
+
 net::response method_not_allowed(net::request const& req, char const* allow) {
     auto res = net::json_error(req, http::status::method_not_allowed, "method_not_allowed",
                                std::string{"use "} + allow);
@@ -155,14 +163,6 @@ std::string sse_event(json::object const& f) {
     s += json::serialize(f);
     s += "\n\n";
     return s;
-}
-
-http::response_header<> sse_header() {
-    http::response_header<> h;
-    h.result(http::status::ok);
-    h.set(http::field::content_type, "text/event-stream");
-    h.set(http::field::cache_control, "no-store");
-    return h;
 }
 
 task<void> respond(std::shared_ptr<http_api const> api, net::request& req, net::exchange& ex,

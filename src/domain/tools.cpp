@@ -292,6 +292,21 @@ bool plain_subject(std::string_view s) {
     return true;
 }
 
+// An http or nats handler's timeout_ms and max_response_bytes (each optional).
+std::optional<std::string> parse_call_limits(json::object const& h, tool_handler& out) {
+    std::int64_t timeout = out.timeout.count();
+    if (auto e = parse_limit(h, "timeout_ms", max_timeout_ms, timeout)) {
+        return e;
+    }
+    out.timeout = std::chrono::milliseconds{timeout};
+    auto bytes = static_cast<std::int64_t>(out.max_response_bytes);
+    if (auto e = parse_limit(h, "max_response_bytes", max_response_limit, bytes)) {
+        return e;
+    }
+    out.max_response_bytes = static_cast<std::size_t>(bytes);
+    return std::nullopt;
+}
+
 std::optional<std::string> parse_handler(json::value const* value, tool_handler& out) {
     auto const* h = value ? value->if_object() : nullptr;
     auto const* type = h ? h->if_contains("type") : nullptr;
@@ -326,17 +341,7 @@ std::optional<std::string> parse_handler(json::value const* value, tool_handler&
             return e;
         }
         out.url = std::string{sv(url->get_string())};
-        std::int64_t timeout = out.timeout.count();
-        if (auto e = parse_limit(*h, "timeout_ms", max_timeout_ms, timeout)) {
-            return e;
-        }
-        out.timeout = std::chrono::milliseconds{timeout};
-        auto bytes = static_cast<std::int64_t>(out.max_response_bytes);
-        if (auto e = parse_limit(*h, "max_response_bytes", max_response_limit, bytes)) {
-            return e;
-        }
-        out.max_response_bytes = static_cast<std::size_t>(bytes);
-        return std::nullopt;
+        return parse_call_limits(*h, out);
     }
     if (kind == "nats") {
         out.kind = tool_handler_kind::nats;
@@ -349,17 +354,7 @@ std::optional<std::string> parse_handler(json::value const* value, tool_handler&
             return std::string{"handler.subject must be a NATS subject: dot-separated tokens, no spaces or wildcards"};
         }
         out.subject = std::string{sv(subject->get_string())};
-        std::int64_t timeout = out.timeout.count();
-        if (auto e = parse_limit(*h, "timeout_ms", max_timeout_ms, timeout)) {
-            return e;
-        }
-        out.timeout = std::chrono::milliseconds{timeout};
-        auto bytes = static_cast<std::int64_t>(out.max_response_bytes);
-        if (auto e = parse_limit(*h, "max_response_bytes", max_response_limit, bytes)) {
-            return e;
-        }
-        out.max_response_bytes = static_cast<std::size_t>(bytes);
-        return std::nullopt;
+        return parse_call_limits(*h, out);
     }
     return "unknown handler type " + quoted(kind) + " (builtin, http or nats)";
 }

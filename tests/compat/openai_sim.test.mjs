@@ -6,48 +6,15 @@
 // Run: OPENROUTER_SIM=build/debug/bin/openrouter-sim node --test tests/compat/openai_sim.test.mjs
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import OpenAI from 'openai';
+import { start, stop } from '../support/processes.mjs';
 
 const SIM = process.env.OPENROUTER_SIM;
 const MODEL = 'anthropic/claude-3.5-sonnet';
 const ANSWER_TOKENS = 16;
 
-let sim; // { child, port }
+let sim; // { child, port, output }
 let client;
-
-// Starts the simulator on a free port; resolves once it printed its URL.
-function startSim(args) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(SIM, ['--port', '0', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`openrouter-sim did not start within 10 s: ${out}`));
-    }, 10_000);
-    child.stdout.on('data', (d) => {
-      out += d;
-      const m = out.match(/openrouter-sim listening on http:\/\/127\.0\.0\.1:(\d+)\n/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, port: Number(m[1]) });
-      }
-    });
-    child.stderr.on('data', (d) => { out += d; });
-    child.on('error', (e) => { clearTimeout(timer); reject(e); });
-    child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`openrouter-sim exited (${code}): ${out}`)); });
-  });
-}
-
-// Stops the simulator by its PID: SIGTERM, then SIGKILL after 5 s.
-function stopSim(s) {
-  if (!s || s.child.exitCode !== null || s.child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => { process.kill(s.child.pid, 'SIGKILL'); resolve(); }, 5_000);
-    s.child.once('exit', () => { clearTimeout(timer); resolve(); });
-    process.kill(s.child.pid, 'SIGTERM');
-  });
-}
 
 async function simJson(path, init) {
   const r = await fetch(`http://127.0.0.1:${sim.port}${path}`, { ...init, signal: AbortSignal.timeout(10_000) });
@@ -76,10 +43,10 @@ const user = (content) => [{ role: 'user', content }];
 
 before(async () => {
   assert.ok(SIM, 'set OPENROUTER_SIM to the openrouter-sim binary');
-  sim = await startSim([
-    '--latency-ms', '20', '--tokens-per-second', '400', '--answer-tokens', String(ANSWER_TOKENS),
+  sim = await start('openrouter-sim', SIM, [
+    '--port', '0', '--latency-ms', '20', '--tokens-per-second', '400', '--answer-tokens', String(ANSWER_TOKENS),
     '--keepalive-comments', '2',
-  ]);
+  ], process.env, /openrouter-sim listening on http:\/\/127\.0\.0\.1:(\d+)\n/);
   client = new OpenAI({
     baseURL: `http://127.0.0.1:${sim.port}/api/v1`,
     apiKey: 'sk-or-test',
@@ -89,7 +56,7 @@ before(async () => {
 });
 
 after(async () => {
-  await stopSim(sim);
+  await stop(sim);
 });
 
 describe('openai SDK against openrouter-sim', { timeout: 120_000 }, () => {

@@ -16,7 +16,7 @@
 //   node --test tests/compat/parley_sdks.test.mjs
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +24,7 @@ import { promisify } from 'node:util';
 import OpenAI from 'openai';
 import { HTTPClient, OpenRouter } from '@openrouter/sdk';
 import * as orErrors from '@openrouter/sdk/models/errors';
+import { start, stop } from '../support/processes.mjs';
 
 const PARLEY = process.env.PARLEY;
 const SIM = process.env.OPENROUTER_SIM;
@@ -39,53 +40,6 @@ let work;        // temporary directory: one subdirectory per Parley instance
 let sim;         // { child, port, output }: the upstream, answering at once
 let pacedSim;    // an upstream that streams 20 tokens a second (failures mid-stream)
 const parleys = {};  // name -> { child, port, output, base }
-
-// Starts a program; resolves with its port once a line of its output
-// matches `ready` (group 1: the port). Fails after 30 s or if it exits.
-function start(name, file, args, env, ready) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    let done = false;
-    const finish = (err, port) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (err) {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-        reject(err);
-      } else {
-        resolve({ child, port, output: () => output });
-      }
-    };
-    const timer = setTimeout(() => finish(new Error(`${name} did not start within 30 s:\n${output}`)), 30_000);
-    const onData = (d) => {
-      output += d;
-      if (output.length > 200_000) output = output.slice(-100_000);
-      const m = output.match(ready);
-      if (m) finish(null, Number(m[1]));
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (e) => finish(e));
-    child.on('exit', (code, signal) => finish(new Error(`${name} exited (${code ?? signal}):\n${output}`)));
-  });
-}
-
-// Stops what start() started, by its PID: SIGTERM, then SIGKILL after 5 s.
-function stop(proc) {
-  if (!proc) return Promise.resolve();
-  const { child } = proc;
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
-      resolve();
-    }, 5_000);
-    child.once('exit', () => { clearTimeout(timer); resolve(); });
-    try { process.kill(child.pid, 'SIGTERM'); } catch { clearTimeout(timer); resolve(); }
-  });
-}
 
 // The environment of a Parley instance: its own database and data dir.
 function parleyEnv(name, extra = {}, upstream = sim) {

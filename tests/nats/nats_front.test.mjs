@@ -17,13 +17,14 @@
 //   node --test tests/nats/nats_front.test.mjs
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { connect, createInbox, StringCodec } from 'nats';
+import { start, stop } from '../support/processes.mjs';
 
 const PARLEY = process.env.PARLEY && resolve(process.env.PARLEY);
 const SIM = process.env.OPENROUTER_SIM && resolve(process.env.OPENROUTER_SIM);
@@ -57,53 +58,6 @@ let sim;           // { child, port, output }
 let parley;        // { child, port, output }
 let nc;            // the test's NATS connection
 const subs = [];   // the test's long-lived subscriptions (the tool service)
-
-// Starts a program; resolves with its port once its output matches `ready`
-// (group 1: the port). Fails after 30 s or if it exits.
-function start(name, file, args, env, ready) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let output = '';
-    let done = false;
-    const finish = (err, port) => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      if (err) {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-        reject(err);
-      } else {
-        resolve({ child, port, output: () => output });
-      }
-    };
-    const timer = setTimeout(() => finish(new Error(`${name} did not start within 30 s:\n${output}`)), 30_000);
-    const onData = (d) => {
-      output += d;
-      if (output.length > 400_000) output = output.slice(-200_000);
-      const m = output.match(ready);
-      if (m) finish(null, Number(m[1]));
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (e) => finish(e));
-    child.on('exit', (code, signal) => finish(new Error(`${name} exited (${code ?? signal}):\n${output}`)));
-  });
-}
-
-// Stops what start() started, by its PID: SIGTERM, then SIGKILL after 5 s.
-function stop(proc) {
-  if (!proc) return Promise.resolve();
-  const { child } = proc;
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => {
-      try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
-      resolve();
-    }, 5_000);
-    child.once('exit', () => { clearTimeout(timer); resolve(); });
-    try { process.kill(child.pid, 'SIGTERM'); } catch { clearTimeout(timer); resolve(); }
-  });
-}
 
 // The end of Parley's log, for failure messages.
 const parleyLog = () => (parley ? parley.output().slice(-4000) : '(not started)');
