@@ -164,7 +164,7 @@ BOOST_AUTO_TEST_CASE(serve_migrates_the_database_at_start_up_and_owns_its_usage_
     child_process migrate{parley::test::bin_path("parley"), {"migrate"},
                           {{"DATABASE_URL", "sqlite:" + (data->path / "parley.db").string()}}};
     BOOST_TEST(migrate.wait(std::chrono::seconds(15)).value_or(-1) == 0);
-    BOOST_TEST(migrate.output().find("schema up to date at version 1") != std::string::npos, migrate.output());
+    BOOST_TEST(migrate.output().find("schema up to date at version 2") != std::string::npos, migrate.output());
 }
 
 BOOST_AUTO_TEST_CASE(missing_jwt_secret_stops_startup_with_exit_2) {

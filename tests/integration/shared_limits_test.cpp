@@ -101,9 +101,6 @@ BOOST_AUTO_TEST_CASE(the_leased_global_budget_is_not_exceeded_under_load_on_both
     BOOST_TEST(statuses[200] > 0);
     BOOST_TEST(statuses[429] > 0);
     BOOST_TEST(statuses[0] == 0);
-    auto refused = a.post("/v1/chat/completions", body, tok);
-    BOOST_TEST(refused.status == 429u);
-    BOOST_TEST(refused.header("x-should-retry") == "false");
 
     // What was spent (the usage rows, once both flushed) is within the limit,
     // and so is what was leased.
@@ -133,7 +130,9 @@ BOOST_AUTO_TEST_CASE(nats_requests_are_spread_over_both_instances) {
     server a{shared_env(pg, more)};
     server b{shared_env(pg, more)};
     parley::test::io_fixture io;
-    auto bus = parley::net::nats_bus::connect(io.ioc.get_executor(), parley::net::nats_options{nats.url()});
+    parley::net::nats_options client_options;
+    client_options.url = nats.url();
+    auto bus = parley::net::nats_bus::connect(io.ioc.get_executor(), client_options);
     int done = 0;
     io.run(
         [&]() -> parley::task<void> {
