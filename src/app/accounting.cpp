@@ -1,13 +1,13 @@
 #include "app/accounting.hpp"
 
+#include "actors/session.hpp"
+
 #include "domain/budget.hpp"
 #include "persistence/migrations.hpp"
 #include "persistence/usage_repository.hpp"
 
 #include <boost/asio/this_coro.hpp>
 #include <spdlog/spdlog.h>
-
-#include <random>
 
 #include <variant>
 
@@ -76,15 +76,6 @@ task<void> add_openrouter_prices(actors::openrouter_client& client, domain::pric
         }
     }
     spdlog::info("pricing: {} model prices added from OpenRouter ({} entries skipped)", added, parsed->skipped);
-}
-
-// 12 hex digits from the random device: tells this process's lease apart.
-std::string random_instance_suffix() {
-    static constexpr char digits[] = "0123456789abcdef";
-    std::random_device rd;
-    std::string out(12, '0');
-    for (auto& c : out) c = digits[rd() % 16];
-    return out;
 }
 
 }  // namespace
@@ -186,7 +177,7 @@ task<accounting_stack> start_accounting(domain::settings const& s, std::shared_p
     st.accountant = std::make_shared<actors::accountant>(ex, st.limiter, st.writer, client, std::move(ao));
     if (shared) {
         actors::shared_limits_options so;
-        so.instance_id = "parley-" + random_instance_suffix();
+        so.instance_id = actors::random_id("parley-");
         so.rate_per_hour = s.limits.rate_per_user_per_hour;
         so.window = window;
         so.daily_global = s.limits.cost_daily;

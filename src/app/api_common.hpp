@@ -35,6 +35,10 @@ net::response json_response(net::request const& req, boost::json::object const& 
 boost::json::object error_frame(domain::language lang, std::string const& id, std::string const& code,
                                 std::string_view text = {});
 
+// Cancels the session's turn in flight, if any, from a coroutine spawned on
+// `ex` (for callbacks that cannot await: shutdown, a too-slow client).
+void cancel_turn_soon(std::shared_ptr<actors::session> session, asio::any_io_executor ex);
+
 // A `message` frame (ARCHITECTURE §4: id 1..64 bytes, text, context?,
 // stream? default true) as a turn, or nullopt when its fields are wrong
 // (app/ws_front.cpp; the NATS front reads its requests the same way).

@@ -94,19 +94,6 @@ std::optional<domain::principal> caller(http_api const& api, net::request const&
     return std::move(*p);
 }
 
-// Counts a session in parley_active_sessions while it lives.
-struct session_gauge {
-    std::shared_ptr<metrics> m;
-    explicit session_gauge(std::shared_ptr<metrics> s) : m{std::move(s)} {
-        if (m) m->session_opened();
-    }
-    ~session_gauge() {
-        if (m) m->session_closed();
-    }
-    session_gauge(session_gauge const&) = delete;
-    session_gauge& operator=(session_gauge const&) = delete;
-};
-
 struct respond_request {
     actors::turn_request turn;
     std::optional<domain::language> lang;
@@ -197,13 +184,7 @@ task<void> respond(std::shared_ptr<http_api const> api, net::request& req, net::
     // Graceful shutdown lets the turn finish within the grace period, then cancels it.
     std::shared_ptr<drain::ticket> ticket;
     if (api->drain) {
-        auto on_cancel = [session, executor] {
-            auto cancel = [session]() -> task<void> {
-                std::string const any_turn;
-                co_await session->cancel(any_turn);
-            };
-            asio::co_spawn(executor, std::move(cancel), asio::detached);
-        };
+        auto on_cancel = [session, executor] { cancel_turn_soon(session, executor); };
         std::function<void()> const no_drain_step;
         ticket = api->drain->enter(no_drain_step, std::move(on_cancel));
         if (!ticket) {

@@ -190,6 +190,14 @@ void metrics::recorded(actors::call_result const& r, domain::usage_record const&
     }
 }
 
+session_gauge::session_gauge(std::shared_ptr<metrics> m) : m_{std::move(m)} {
+    if (m_) m_->session_opened();
+}
+
+session_gauge::~session_gauge() {
+    if (m_) m_->session_closed();
+}
+
 void metrics::session_opened() { impl_->sessions.Increment(); }
 
 void metrics::session_closed() { impl_->sessions.Decrement(); }

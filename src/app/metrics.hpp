@@ -48,6 +48,20 @@ struct scrape_inputs {
     struct nats_front_counters const* nats_front = nullptr;  // the NATS front's counters, when it runs
 };
 
+class metrics;
+
+// Counts one session in parley_active_sessions while it lives (m may be null).
+class session_gauge {
+public:
+    explicit session_gauge(std::shared_ptr<metrics> m);
+    ~session_gauge();
+    session_gauge(session_gauge const&) = delete;
+    session_gauge& operator=(session_gauge const&) = delete;
+
+private:
+    std::shared_ptr<metrics> m_;
+};
+
 class metrics final : public actors::accounting_observer {
 public:
     metrics();

@@ -111,13 +111,7 @@ task<void> serve_request(std::shared_ptr<request_context> rc) {
     auto session = opened.session;
     // Graceful shutdown lets the turn finish within the grace period, then
     // cancels it; so does the request's own time limit.
-    auto cancel_turn = [session, executor] {
-        auto cancel = [session]() -> task<void> {
-            std::string const any_turn;
-            co_await session->cancel(any_turn);
-        };
-        asio::co_spawn(executor, std::move(cancel), asio::detached);
-    };
+    auto cancel_turn = [session, executor] { cancel_turn_soon(session, executor); };
     std::shared_ptr<drain::ticket> ticket;
     if (api->drain) {
         std::function<void()> const no_drain_step;
@@ -129,9 +123,7 @@ task<void> serve_request(std::shared_ptr<request_context> rc) {
         }
     }
     ++counters.requests;
-    if (api->stats) {
-        api->stats->session_opened();
-    }
+    session_gauge gauge(api->stats);
     auto limit = std::make_shared<asio::steady_timer>(executor, rc->options.request_timeout);
     limit->async_wait([cancel_turn](boost::system::error_code e) {
         if (!e) {
@@ -156,9 +148,6 @@ task<void> serve_request(std::shared_ptr<request_context> rc) {
     }
     limit->cancel();
     co_await session->shutdown(false);
-    if (api->stats) {
-        api->stats->session_closed();
-    }
 }
 
 }  // namespace

@@ -32,6 +32,14 @@ json::object error_frame(domain::language lang, std::string const& id, std::stri
     return o;
 }
 
+void cancel_turn_soon(std::shared_ptr<actors::session> session, asio::any_io_executor ex) {
+    auto cancel = [session]() -> task<void> {
+        std::string const any_turn;  // (named: no temporaries in a co_await with GCC 12)
+        co_await session->cancel(any_turn);
+    };
+    asio::co_spawn(ex, std::move(cancel), asio::detached);
+}
+
 std::optional<actors::turn_request> turn_of(json::object const& o) {
     actors::turn_request rq;
     auto const* id = o.if_contains("id");
@@ -198,12 +206,8 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
                 st->close_code = close_too_slow;
                 st->close_reason = "too slow: frames were not read in time";
                 st->queue->close();
-                if (auto session = st->session) {
-                    auto cancel = [session]() -> task<void> {
-                        std::string const any_turn;
-                        co_await session->cancel(any_turn);
-                    };
-                    asio::co_spawn(conn_ex, std::move(cancel), asio::detached);
+                if (st->session) {
+                    cancel_turn_soon(st->session, conn_ex);
                 }
                 auto timer = std::make_shared<asio::steady_timer>(conn_ex, std::chrono::seconds{2});
                 timer->async_wait([st, timer](boost::system::error_code ec) {
@@ -240,14 +244,7 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
             };
             asio::co_spawn(conn_ex, std::move(closer), asio::detached);
         };
-        auto on_cancel = [st, conn_ex] {
-            auto cancel = [st]() -> task<void> {
-                auto session = st->session;
-                std::string const any_turn;
-                co_await session->cancel(any_turn);
-            };
-            asio::co_spawn(conn_ex, std::move(cancel), asio::detached);
-        };
+        auto on_cancel = [st, conn_ex] { cancel_turn_soon(st->session, conn_ex); };
         ticket = api->drain->enter(std::move(on_drain), std::move(on_cancel));
         if (!ticket) {
             co_await st->session->shutdown(false);
@@ -255,9 +252,7 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
             co_return;
         }
     }
-    if (api->stats) {
-        api->stats->session_opened();
-    }
+    session_gauge gauge(api->stats);
     auto info = co_await st->session->info();
     if (info) {
         st->queue->push(actors::ready_frame(*info));
@@ -306,9 +301,6 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
     }
     // The connection is gone: the turn in flight is cancelled and recorded.
     co_await st->session->shutdown(true);
-    if (api->stats) {
-        api->stats->session_closed();
-    }
     st->queue->close();
 }
 
