@@ -270,8 +270,10 @@ describe('the reference chat page', { timeout: 240_000 }, () => {
     });
 
     test('the cancel button stops a slow answer', async () => {
-      // One long scripted answer (300 words at 50 tokens/s: about 6 s).
-      const long = Array.from({ length: 300 }, (_, i) => `palabra${i}`).join(' ');
+      // One long scripted answer (2000 words at 50 tokens/s: about 40 s), so
+      // the click lands mid-answer even on a loaded machine (300 words were
+      // over before the click once, under the coverage build).
+      const long = Array.from({ length: 2000 }, (_, i) => `palabra${i}`).join(' ');
       await simRequest('POST', '/sim/script', { turns: [{ text: long }] });
       try {
         const turn = await sendMessage(page, 'Cuéntame algo largo');
