@@ -185,7 +185,7 @@ task<void> run_correction(correction_job job) {
 accountant::accountant(asio::any_io_executor ex, std::shared_ptr<rate_limiter> limiter,
                        std::shared_ptr<usage_writer> writer, std::shared_ptr<openrouter_client> client,
                        accounting_options options)
-    : strand_{asio::make_strand(std::move(ex))},
+    : strand_{net::make_strand(ex)},
       limiter_{std::move(limiter)},
       writer_{std::move(writer)},
       client_{std::move(client)},

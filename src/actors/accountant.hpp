@@ -125,7 +125,7 @@ private:
     void schedule(std::string request_id, std::string generation_id, std::string user_id,
                   std::optional<domain::nano_usd> recorded);
 
-    asio::strand<asio::any_io_executor> strand_;  // the lookups' coroutines
+    asio::any_io_executor strand_;  // a strand (net::make_strand): the lookups' coroutines
     std::shared_ptr<rate_limiter> limiter_;
     std::shared_ptr<usage_writer> writer_;
     std::shared_ptr<openrouter_client> client_;

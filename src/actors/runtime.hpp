@@ -308,7 +308,7 @@ template <class Derived, class... Messages>
 class actor : public std::enable_shared_from_this<Derived> {
 public:
     using message = std::variant<detail::stop_request, Messages...>;
-    using executor_type = asio::strand<asio::any_io_executor>;
+    using executor_type = asio::any_io_executor;  // a strand (net::make_strand)
 
     actor(actor const&) = delete;
     actor& operator=(actor const&) = delete;
@@ -336,7 +336,7 @@ public:
 
 protected:
     actor(asio::any_io_executor ex, actor_options opts)
-        : strand_{asio::make_strand(std::move(ex))},
+        : strand_{net::make_strand(ex)},
           mailbox_{strand_, opts.capacity},
           done_{strand_},
           name_{std::move(opts.name)} {}

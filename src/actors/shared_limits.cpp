@@ -15,7 +15,7 @@ namespace parley::actors {
 
 shared_limits::shared_limits(asio::any_io_executor ex, std::shared_ptr<persistence::database> db,
                              std::shared_ptr<rate_limiter> limiter, shared_limits_options options)
-    : ex_(asio::make_strand(ex)), db_(std::move(db)), limiter_(std::move(limiter)), options_(std::move(options)) {}
+    : ex_(net::make_strand(ex)), db_(std::move(db)), limiter_(std::move(limiter)), options_(std::move(options)) {}
 
 void shared_limits::start() {
     timer_ = std::make_shared<asio::steady_timer>(ex_);

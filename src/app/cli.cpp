@@ -145,6 +145,7 @@ serve_options to_serve_options(domain::settings const& s) {
     o.http.read_timeout = s.server.read_timeout;
     o.http.idle_timeout = s.server.idle_timeout;
     o.http.max_connections = s.server.max_connections;
+    o.threads = s.server.threads;
     o.shutdown_grace = s.server.shutdown_grace;
     o.summary = domain::loggable(s);
     o.accounting = s;

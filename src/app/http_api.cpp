@@ -87,7 +87,7 @@ std::optional<domain::principal> caller(http_api const& api, net::request const&
     if (!token) {
         return std::nullopt;
     }
-    auto p = domain::authenticate(*token, api.auth, api.now_unix());
+    auto p = api.verified->authenticate(*token, api.auth, api.now_unix());
     if (!p) {
         return std::nullopt;
     }

@@ -51,6 +51,7 @@ struct http_api {
     actors::assistant_services assistant;
     std::shared_ptr<persistence::database> db;  // null: /v1/usage answers 503
     domain::auth_config auth;
+    std::shared_ptr<domain::auth_cache> verified = std::make_shared<domain::auth_cache>();  // tokens seen valid
     domain::language default_language = domain::language::es;
     std::size_t max_pending_frames = 1024;
     std::chrono::milliseconds hello_timeout{5'000};  // /v1/ws: a connection without a valid hello is closed

@@ -64,7 +64,7 @@ task<void> serve_request(std::shared_ptr<request_context> rc) {
                                      : std::string{};
     std::optional<domain::principal> who;
     if (auto const* t = o.if_contains("token"); t && t->is_string()) {
-        auto p = domain::authenticate(t->as_string(), api->auth, api->now_unix());
+        auto p = api->verified->authenticate(t->as_string(), api->auth, api->now_unix());
         if (p) {
             who = std::move(*p);
         }
@@ -171,7 +171,7 @@ std::shared_ptr<nats_front_counters> start_nats_front(asio::any_io_executor ex, 
         rc->options = options;
         rc->message = std::move(m);
         // Each request on a strand of its own: requests run in parallel.
-        asio::co_spawn(asio::make_strand(ex), serve_request(std::move(rc)), asio::detached);
+        asio::co_spawn(net::make_strand(ex), serve_request(std::move(rc)), asio::detached);
     });
     spdlog::info("NATS: serving chat requests on {} (queue group {})", subject, queue);
     return counters;

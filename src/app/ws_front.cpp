@@ -128,7 +128,7 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
     if (!header.empty()) {
         auto token = domain::bearer_token(std::string_view{header.data(), header.size()});
         if (token) {
-            auto p = domain::authenticate(*token, api->auth, api->now_unix());
+            auto p = api->verified->authenticate(*token, api->auth, api->now_unix());
             if (p) {
                 from_header = std::move(*p);
             }
@@ -166,7 +166,7 @@ task<void> read_loop(std::shared_ptr<http_api const> api, net::request const& re
     auto const& hello = hello_value.as_object();
     std::optional<domain::principal> who = from_header;
     if (auto const token = string_field(hello, "token"); !token.empty()) {
-        auto p = domain::authenticate(token, api->auth, api->now_unix());
+        auto p = api->verified->authenticate(token, api->auth, api->now_unix());
         if (!p) {
             end_with(*st, error_frame(st->lang, "", "unauthorized"), close_policy, "unauthorized");
             co_return;

@@ -56,6 +56,7 @@ boost::system::result<principal> authenticate(std::string_view token, auth_confi
             p.lang = parse_language(*claims->lang);
         }
         p.permissions = std::move(claims->perms);
+        p.expires_at = claims->exp;
         return p;
     }
     if (token.size() > 1024) {
@@ -70,6 +71,33 @@ boost::system::result<principal> authenticate(std::string_view token, auth_confi
     p.permissions.emplace_back("service");
     p.service = true;
     return p;
+}
+
+boost::system::result<principal> auth_cache::authenticate(std::string_view token, auth_config const& config,
+                                                          std::int64_t now_unix) {
+    {
+        std::lock_guard lock{mutex_};
+        if (auto it = entries_.find(token); it != entries_.end()) {
+            auto const& p = it->second;
+            if (p.expires_at && *p.expires_at + config.leeway_seconds < now_unix) {
+                entries_.erase(it);
+                return make_error_code(errc::token_expired);
+            }
+            return p;
+        }
+    }
+    auto p = domain::authenticate(token, config, now_unix);
+    if (p && capacity_ > 0) {
+        std::lock_guard lock{mutex_};
+        if (entries_.size() >= capacity_) entries_.clear();
+        entries_.emplace(std::string{token}, *p);
+    }
+    return p;
+}
+
+std::size_t auth_cache::size() const {
+    std::lock_guard lock{mutex_};
+    return entries_.size();
 }
 
 }  // namespace parley::domain

@@ -13,10 +13,14 @@
 
 #include <boost/system/result.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace parley::domain {
@@ -27,6 +31,7 @@ struct principal {
     std::optional<language> lang;       // the token's `lang`, when it is es or en
     std::vector<std::string> permissions;
     bool service = false;               // authenticated by an API key
+    std::optional<std::int64_t> expires_at;  // a JWT's `exp` (seconds since the epoch)
 
     bool has(std::string_view permission) const noexcept;
 };
@@ -43,5 +48,31 @@ std::optional<std::string_view> bearer_token(std::string_view authorization) noe
 
 boost::system::result<principal> authenticate(std::string_view token, auth_config const& config,
                                               std::int64_t now_unix);
+
+// authenticate() with memory: a successful verification is remembered by
+// the token's exact bytes, so a client reusing its token (every SDK does)
+// is not verified again; the HMAC and the claims' JSON were about 37 000
+// instructions of each proxied request (bench/results/gateways.md). Only
+// successes are kept, a JWT's expiry is checked again on every hit (with
+// the config's leeway, as verify_jwt does), and at most `capacity` tokens
+// are held: when full, everything is forgotten. The config must be the
+// same on every call (it is: settings do not change while serving).
+// Thread-safe.
+class auth_cache {
+public:
+    explicit auth_cache(std::size_t capacity = 10'000) : capacity_{capacity} {}
+    boost::system::result<principal> authenticate(std::string_view token, auth_config const& config,
+                                                  std::int64_t now_unix);
+    std::size_t size() const;
+
+private:
+    struct hash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+    };
+    std::size_t capacity_;
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, principal, hash, std::equal_to<>> entries_;
+};
 
 }  // namespace parley::domain

@@ -944,6 +944,9 @@ std::vector<descriptor> build_table() {
     t.push_back(make({"server.max_connections", "PARLEY_SERVER_MAX_CONNECTIONS", "--server-max-connections",
                       "most open client connections"},
                      PARLEY_FIELD(server.max_connections), whole<std::size_t>(1, 1'000'000)));
+    t.push_back(make({"server.threads", "PARLEY_SERVER_THREADS", "--server-threads",
+                      "threads running the I/O and the actors; 0: one per core"},
+                     PARLEY_FIELD(server.threads), whole<std::size_t>(0, 256)));
     t.push_back(make({"server.body_limit_bytes", "PARLEY_SERVER_BODY_LIMIT_BYTES", "--server-body-limit-bytes",
                       "largest request body and WebSocket message"},
                      PARLEY_FIELD(server.body_limit_bytes), whole<std::size_t>(1024, 1 << 30, "bytes")));

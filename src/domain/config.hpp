@@ -142,6 +142,7 @@ struct settings {
 
     struct server_settings {
         std::size_t max_connections = 10'000;
+        std::size_t threads = 0;  // I/O threads; 0: one per core
         std::size_t body_limit_bytes = 1'048'576;
         std::size_t header_limit_bytes = 16'384;
         std::chrono::milliseconds read_timeout{30'000};

@@ -19,4 +19,15 @@ using task = asio::awaitable<T>;
 // coroutine gets (error_code, results...) instead of an exception.
 inline constexpr auto use_nothrow = asio::as_tuple(asio::use_awaitable);
 
+namespace net {
+// A new strand on the execution context of `ex`, as an any_io_executor.
+// When `ex` is an io_context's executor (it always is in Parley) the strand
+// is built on that executor itself, not on the type-erased `ex`: a
+// strand<io_context::executor_type> fits any_io_executor's in-place buffer,
+// while a strand<any_io_executor> does not, and then every copy of the
+// executor (several hundred per proxied request: each handler, timer and
+// coroutine takes one) allocates. Profiled in bench/results/gateways.md.
+asio::any_io_executor make_strand(asio::any_io_executor const& ex);
+}  // namespace net
+
 }  // namespace parley

@@ -216,7 +216,7 @@ private:
 struct http_server::impl : std::enable_shared_from_this<impl> {
     impl(asio::any_io_executor ex, server_options o, handler h, websocket_handler ws)
         : executor{std::move(ex)}, options{std::move(o)}, on_request{std::move(h)}, on_websocket{std::move(ws)},
-          acceptor{asio::make_strand(executor)} {}
+          acceptor{net::make_strand(executor)} {}
 
     asio::any_io_executor executor;
     server_options options;
@@ -241,7 +241,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
     task<void> accept_loop() {
         auto self = shared_from_this();
         while (!stopped) {
-            auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(executor), use_nothrow);
+            auto [ec, socket] = co_await acceptor.async_accept(net::make_strand(executor), use_nothrow);
             if (ec) {
                 if (ec == asio::error::operation_aborted || stopped) co_return;
                 spdlog::warn("http: accept failed: {}", ec.message());
@@ -251,7 +251,7 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
             // A burst of clients: take the connections already waiting in the
             // backlog now instead of one per trip through the scheduler.
             for (int burst = 0; burst < 256 && !stopped; ++burst) {
-                tcp::socket more{asio::make_strand(executor)};
+                tcp::socket more{net::make_strand(executor)};
                 error_code aec;
                 acceptor.accept(more, aec);
                 if (aec) break;  // would_block: the backlog is empty

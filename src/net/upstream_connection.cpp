@@ -270,7 +270,7 @@ task<upstream_connection::open_result> upstream_connection::open(asio::any_io_ex
     auto const& ep = options->endpoint;
     auto p = std::make_unique<impl>();
     p->options = options;
-    auto strand = asio::make_strand(ex);
+    auto strand = net::make_strand(ex);
     if (ep.tls) {
         BOOST_ASSERT(options->tls);
         p->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(strand, *options->tls);

@@ -289,7 +289,8 @@ private:
         if (status != 200) {
             auto code = leading_string(value_after(body, "code"));
             if (code.empty()) code = std::to_string(leading_number(value_after(body, "code")));
-            result.error("http_" + std::to_string(status) + (code.empty() || code == "0" ? "" : ":" + code), live);
+            bool const plain = code.empty() || code == "0" || code == std::to_string(status);
+            result.error("http_" + std::to_string(status) + (plain ? "" : ":" + code), live);
         } else if (streamed && scan.failed()) {
             result.error("stream_error", live);
         } else if (streamed && !scan.done()) {

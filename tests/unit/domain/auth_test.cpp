@@ -80,4 +80,49 @@ BOOST_AUTO_TEST_CASE(a_listed_api_key_is_a_service_caller) {
     BOOST_TEST(!p->has("admin"));
 }
 
+BOOST_AUTO_TEST_CASE(the_cache_answers_a_known_token_as_its_first_verification_did) {
+    d::auth_cache cache;
+    auto const t = token(now + 60, {"admin"}, "es");
+    auto first = cache.authenticate(t, config(), now);
+    BOOST_TEST_REQUIRE(first.has_value());
+    BOOST_TEST(cache.size() == 1u);
+    BOOST_TEST((first->expires_at == now + 60));
+    auto again = cache.authenticate(t, config(), now + 10);
+    BOOST_TEST_REQUIRE(again.has_value());
+    BOOST_TEST(again->user_id == "ana");
+    BOOST_TEST(again->has("admin"));
+    BOOST_TEST((again->lang == d::language::es));
+    BOOST_TEST(cache.size() == 1u);
+    // API keys are remembered too (they never expire).
+    BOOST_TEST(cache.authenticate("svc-key-1", config(), now).value().service);
+    BOOST_TEST(cache.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(the_cache_still_expires_tokens_and_never_keeps_failures) {
+    d::auth_cache cache;
+    auto const t = token(now + 60);
+    BOOST_TEST(cache.authenticate(t, config(), now).has_value());
+    // Within the leeway a remembered token is still good; past it, expired (and forgotten).
+    BOOST_TEST(cache.authenticate(t, config(), now + 60 + 30).has_value());
+    auto late = cache.authenticate(t, config(), now + 60 + 31);
+    BOOST_TEST((late.error() == parley::errc::token_expired));
+    BOOST_TEST(cache.size() == 0u);
+    auto other = config();
+    other.jwt_secret = std::string(40, 'o');
+    BOOST_TEST((cache.authenticate(token(now + 60), other, now).error() == parley::errc::invalid_token));
+    BOOST_TEST((cache.authenticate("svc-key-2", config(), now).error() == parley::errc::invalid_token));
+    BOOST_TEST(cache.size() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(a_full_cache_forgets_everything_and_stays_bounded) {
+    d::auth_cache cache{3};
+    for (int i = 0; i < 3; ++i) BOOST_TEST(cache.authenticate(token(now + 60 + i), config(), now).has_value());
+    BOOST_TEST(cache.size() == 3u);
+    BOOST_TEST(cache.authenticate(token(now + 100), config(), now).has_value());
+    BOOST_TEST(cache.size() == 1u);
+    d::auth_cache none{0};
+    BOOST_TEST(none.authenticate(token(now + 60), config(), now).has_value());
+    BOOST_TEST(none.size() == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

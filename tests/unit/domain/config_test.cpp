@@ -132,7 +132,7 @@ BOOST_AUTO_TEST_CASE(setting_infos_show_defaults_and_names) {
     for (auto const& info : setting_infos()) {
         by_path[info.path] = info;
     }
-    BOOST_TEST(by_path.size() == 71u);
+    BOOST_TEST(by_path.size() == 72u);
     BOOST_TEST(by_path["listen"].default_value == "127.0.0.1:8080");
     BOOST_TEST(by_path["listen"].env == "PARLEY_LISTEN");
     BOOST_TEST(by_path["listen"].flag == "--listen");
