@@ -9,7 +9,7 @@
 #include <boost/asio/experimental/concurrent_channel.hpp>
 #include <boost/json/object.hpp>
 
-#include <deque>
+#include <list>
 #include <mutex>
 
 namespace parley::app {
@@ -74,7 +74,10 @@ public:
 private:
     std::size_t limit_;
     std::mutex mutex_;
-    std::deque<boost::json::object> frames_;
+    // A list, not a deque: an empty std::deque already holds a 512-byte node
+    // and its map, and most connections sit idle (memory per idle
+    // WebSocket session, bench/results/gateways.md).
+    std::list<boost::json::object> frames_;
     bool overflowed_ = false;
     bool closed_ = false;
     asio::experimental::concurrent_channel<void(boost::system::error_code)> wake_;

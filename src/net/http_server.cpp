@@ -352,6 +352,11 @@ struct http_server::impl : std::enable_shared_from_this<impl> {
             if (on_websocket && !options.websocket_path.empty() && beast::websocket::is_upgrade(req) &&
                 std::string_view{req.target()}.substr(0, std::string_view{req.target()}.find('?')) ==
                     options.websocket_path) {
+                // The request buffer is not needed past the upgrade (a client
+                // sends no frame before the 101): free it, an idle session
+                // keeps the frame of this coroutine for its whole life.
+                buffer.clear();
+                buffer.shrink_to_fit();
                 co_await run_websocket(stream, req, remote);
                 co_return;
             }

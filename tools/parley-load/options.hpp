@@ -44,7 +44,7 @@ struct options {
     unsigned messages = 1;   // per session; 0: connect, hold, close
     double think_ms = 0;     // between a session's messages
     double ramp_up_s = 0;    // sessions start evenly over this time
-    double hold_s = 0;       // after its messages, a session stays open this long
+    double hold_s = 0;       // sessions stay open until this long after the ramp-up's end
 
     unsigned threads = 1;
     int watch_pid = 0;       // report this process's CPU and memory

@@ -1,7 +1,7 @@
 // ws: N WebSocket sessions on /v1/ws, started evenly over --ramp-up-s; each
 // says hello with its own token, waits for ready, sends --messages messages
-// (--think-ms apart), then stays open --hold-s (reading, so pings are
-// answered) and closes. Sessions are spread over the worker threads.
+// (--think-ms apart), then stays open until --hold-s past the ramp-up's end
+// (reading, so pings are answered) and closes. Sessions are spread over the worker threads.
 #include "scenario.hpp"
 
 #include "net/asio.hpp"
@@ -168,7 +168,8 @@ private:
             if (!alive) break;
         }
 
-        if (o_.hold_s > 0 && clock::now() < deadline_) co_await hold(ws);
+        if (o_.hold_s > 0 && clock::now() < std::min(start_ + seconds(o_.ramp_up_s + o_.hold_s), deadline_))
+            co_await hold(ws);
         live.sessions_open.fetch_sub(1, std::memory_order_relaxed);
         tcp_layer.expires_after(std::chrono::seconds{5});
         auto [clec] = co_await ws.async_close(websocket::close_code::normal, use_nothrow);
@@ -177,8 +178,9 @@ private:
         co_return;
     }
 
-    // Stays open --hold-s, a read pending the whole time (it answers the
-    // server's pings); the close afterwards ends that read.
+    // Stays open until --hold-s past the end of the ramp-up, a read pending
+    // the whole time (it answers the server's pings); the close afterwards
+    // ends that read.
     task<void> hold(websocket::stream<beast::tcp_stream>& ws) {
         auto reader = [&ws]() -> task<void> {
             beast::flat_buffer b;
@@ -190,7 +192,9 @@ private:
         };
         asio::co_spawn(ioc_, reader(), asio::detached);
         asio::steady_timer t{ioc_};
-        t.expires_at(std::min(clock::now() + seconds(o_.hold_s), deadline_));
+        // Every session holds until the same moment (the ramp-up's end plus
+        // --hold-s), so all of them are open together for --hold-s.
+        t.expires_at(std::min(start_ + seconds(o_.ramp_up_s + o_.hold_s), deadline_));
         co_await t.async_wait(use_nothrow);
     }
 
