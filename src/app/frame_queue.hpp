@@ -11,6 +11,7 @@
 
 #include <list>
 #include <mutex>
+#include <optional>
 
 namespace parley::app {
 
@@ -49,6 +50,19 @@ public:
             }
             co_await wake_.async_receive(use_nothrow);
         }
+    }
+
+    // The next frame if one is waiting now; nullopt otherwise (also once
+    // closed and drained). Never waits: a writer that took one frame with
+    // pop() takes the ones that came with it here and sends them together.
+    std::optional<boost::json::object> try_pop() {
+        std::lock_guard lock{mutex_};
+        if (frames_.empty()) {
+            return std::nullopt;
+        }
+        auto f = std::move(frames_.front());
+        frames_.pop_front();
+        return f;
     }
 
     // Wakes pop() for good: it returns what is left, then empty objects.
