@@ -467,7 +467,7 @@ task<void> write_deltas(std::shared_ptr<frame_queue> queue, net::exchange& ex, s
         if (st.writing) {
             // The deltas that arrived together go out in one write: a fast
             // upstream's burst costs one syscall, not one per token
-            // (bench/results/gateways.md, the streamed-token relay).
+            // (bench/results/gateways-profile.md, the streamed-token relay).
             auto text = text_chunk(st.id, st.created, st.model, f.at("text").as_string());
             while (text.size() < max_coalesced_bytes) {
                 auto more = queue->try_pop();

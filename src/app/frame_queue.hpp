@@ -90,7 +90,7 @@ private:
     std::mutex mutex_;
     // A list, not a deque: an empty std::deque already holds a 512-byte node
     // and its map, and most connections sit idle (memory per idle
-    // WebSocket session, bench/results/gateways.md).
+    // WebSocket session, bench/results/gateways-profile.md).
     std::list<boost::json::object> frames_;
     bool overflowed_ = false;
     bool closed_ = false;

@@ -52,7 +52,7 @@ boost::system::result<principal> authenticate(std::string_view token, auth_confi
 // authenticate() with memory: a successful verification is remembered by
 // the token's exact bytes, so a client reusing its token (every SDK does)
 // is not verified again; the HMAC and the claims' JSON were about 37 000
-// instructions of each proxied request (bench/results/gateways.md). Only
+// instructions of each proxied request (bench/results/gateways-profile.md). Only
 // successes are kept, a JWT's expiry is checked again on every hit (with
 // the config's leeway, as verify_jwt does), and at most `capacity` tokens
 // are held: when full, everything is forgotten. The config must be the

@@ -26,7 +26,7 @@ namespace net {
 // strand<io_context::executor_type> fits any_io_executor's in-place buffer,
 // while a strand<any_io_executor> does not, and then every copy of the
 // executor (several hundred per proxied request: each handler, timer and
-// coroutine takes one) allocates. Profiled in bench/results/gateways.md.
+// coroutine takes one) allocates. Profiled in bench/results/gateways-profile.md.
 asio::any_io_executor make_strand(asio::any_io_executor const& ex);
 }  // namespace net
 

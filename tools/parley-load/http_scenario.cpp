@@ -20,7 +20,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
-#include <boost/url/parse.hpp>
 
 #include <deque>
 
@@ -52,15 +51,9 @@ struct http_plan {
 };
 
 http_plan make_plan(options const& o) {
-    auto url = boost::urls::parse_uri(o.url);
-    if (!url) throw usage_error{"--url " + o.url + ": not a URL"};
-    if (url->scheme() != "http") throw usage_error{"--url " + o.url + ": http:// only (loopback benchmarks; no TLS)"};
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(std::string{url->host()}, ec);
-    if (ec) throw usage_error{"--url " + o.url + ": the host must be an IP address (loopback)"};
-    auto const port = static_cast<unsigned short>(url->has_port() ? url->port_number() : 80);
+    auto const url = parse_target(o.url, "http");
     http_plan plan;
-    plan.endpoint = tcp::endpoint{address, port};
+    plan.endpoint = tcp::endpoint{asio::ip::make_address(url.address), url.port};
     plan.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>{o.timeout_s});
 
     boost::json::object msg;
@@ -75,9 +68,7 @@ http_plan make_plan(options const& o) {
     if (o.max_tokens) body["max_tokens"] = *o.max_tokens;
     auto const text = boost::json::serialize(body);
 
-    std::string target{url->encoded_target()};
-    if (target.empty()) target = "/";
-    std::string head = "POST " + target + " HTTP/1.1\r\nHost: " + std::string{url->encoded_host_and_port()} +
+    std::string head = "POST " + url.target + " HTTP/1.1\r\nHost: " + url.host +
                        "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(text.size()) +
                        "\r\nUser-Agent: parley-load\r\n";
     if (o.stream) head += "Accept: text/event-stream\r\n";

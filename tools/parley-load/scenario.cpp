@@ -2,6 +2,9 @@
 
 #include "domain/jwt.hpp"
 
+#include <boost/asio/ip/address.hpp>
+#include <boost/url/parse.hpp>
+
 #include <chrono>
 
 namespace parley::load {
@@ -18,6 +21,24 @@ std::string token_for(options const& o, std::size_t n) {
     c.exp = now + 86'400;
     c.lang = o.language;
     return mint_jwt(c, *o.secret);
+}
+
+target_url parse_target(std::string const& url, std::string const& scheme) {
+    auto u = boost::urls::parse_uri(url);
+    if (!u) throw usage_error{"--url " + url + ": not a URL"};
+    if (u->scheme() != scheme) {
+        throw usage_error{"--url " + url + ": " + scheme + ":// only (loopback benchmarks; no TLS)"};
+    }
+    target_url t;
+    t.address = std::string{u->host_address()};
+    boost::system::error_code ec;
+    boost::asio::ip::make_address(t.address, ec);
+    if (ec) throw usage_error{"--url " + url + ": the host must be an IP address (loopback)"};
+    t.port = static_cast<unsigned short>(u->has_port() ? u->port_number() : 80);
+    t.host = std::string{u->encoded_host_and_port()};
+    t.target = std::string{u->encoded_target()};
+    if (t.target.empty()) t.target = "/";
+    return t;
 }
 
 std::string_view value_after(std::string_view json, std::string_view key) {

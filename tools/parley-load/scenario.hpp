@@ -30,6 +30,17 @@ std::vector<std::unique_ptr<worker>> make_nats_workers(options const& o);
 // `--secret` for <prefix><n % users>, valid a day); empty when neither.
 std::string token_for(options const& o, std::size_t n);
 
+// An http:// or ws:// URL whose host is an IP address (loopback
+// benchmarks: no name lookup, no TLS), split for connecting. Throws
+// usage_error naming the URL.
+struct target_url {
+    std::string address;  // as written: 127.0.0.1, ::1
+    unsigned short port = 80;
+    std::string host;     // host[:port], for the Host header
+    std::string target;   // path and query, at least "/"
+};
+target_url parse_target(std::string const& url, std::string const& scheme);
+
 // The JSON value after `"key"` and a colon (spaces allowed), or empty.
 std::string_view value_after(std::string_view json, std::string_view key);
 // A whole number at the start of `text`, or 0.

@@ -16,7 +16,6 @@
 #include <boost/beast/websocket/stream.hpp>
 #include <boost/json/object.hpp>
 #include <boost/json/serialize.hpp>
-#include <boost/url/parse.hpp>
 
 namespace parley::load {
 
@@ -42,17 +41,11 @@ struct ws_plan {
 };
 
 ws_plan make_plan(options const& o) {
-    auto url = boost::urls::parse_uri(o.url);
-    if (!url) throw usage_error{"--url " + o.url + ": not a URL"};
-    if (url->scheme() != "ws") throw usage_error{"--url " + o.url + ": ws:// only (loopback benchmarks; no TLS)"};
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(std::string{url->host()}, ec);
-    if (ec) throw usage_error{"--url " + o.url + ": the host must be an IP address (loopback)"};
+    auto const url = parse_target(o.url, "ws");
     ws_plan p;
-    p.endpoint = tcp::endpoint{address, static_cast<unsigned short>(url->has_port() ? url->port_number() : 80)};
-    p.host = std::string{url->encoded_host_and_port()};
-    p.target = std::string{url->encoded_target()};
-    if (p.target.empty()) p.target = "/";
+    p.endpoint = tcp::endpoint{asio::ip::make_address(url.address), url.port};
+    p.host = url.host;
+    p.target = url.target;
     return p;
 }
 
