@@ -31,18 +31,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-std::string error_code_name(boost::system::error_code ec) {
-    if (ec == beast::error::timeout) return "timeout";
-    if (ec == asio::error::connection_refused) return "connection_refused";
-    if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe) return "connection_reset";
-    if (ec == asio::error::eof || ec == http::error::end_of_stream || ec == http::error::partial_message)
-        return "connection_closed";
-    if (ec == asio::error::operation_aborted) return "cancelled";
-    std::string name = ec.message();
-    for (auto& c : name) c = (c == ' ') ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    return name;
-}
-
 // Everything the workers read and never change.
 struct http_plan {
     tcp::endpoint endpoint;
@@ -204,7 +192,7 @@ private:
         c->stream.expires_after(plan_->timeout);
         auto [ec] = co_await c->stream.async_connect(plan_->endpoint, use_nothrow);
         if (ec) {
-            result.error("connect_" + error_code_name(ec), live);
+            result.error("connect_" + error_name(ec), live);
             release(nullptr);
             co_return nullptr;
         }
@@ -246,14 +234,14 @@ private:
         auto const& raw = plan_->requests[c.user];
         auto [wec, wn] = co_await asio::async_write(c.stream, asio::buffer(raw), use_nothrow);
         if (wec) {
-            result.error(error_code_name(wec), live);
+            result.error(error_name(wec), live);
             co_return false;
         }
         http::response_parser<http::buffer_body> parser;
         parser.body_limit(64 * 1024 * 1024);
         auto [hec, hn] = co_await http::async_read_header(c.stream, c.buffer, parser, use_nothrow);
         if (hec) {
-            result.error(error_code_name(hec), live);
+            result.error(error_name(hec), live);
             co_return false;
         }
         auto const head = clock::now();
@@ -268,7 +256,7 @@ private:
             auto [ec, n] = co_await http::async_read_some(c.stream, c.buffer, parser, use_nothrow);
             if (ec == http::error::need_buffer) ec = {};
             if (ec) {
-                result.error(error_code_name(ec), live);
+                result.error(error_name(ec), live);
                 co_return false;
             }
             auto const got = sizeof c.chunk - parser.get().body().size;

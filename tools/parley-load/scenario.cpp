@@ -2,9 +2,14 @@
 
 #include "domain/jwt.hpp"
 
+#include <boost/asio/error.hpp>
 #include <boost/asio/ip/address.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/websocket/error.hpp>
 #include <boost/url/parse.hpp>
 
+#include <cctype>
 #include <chrono>
 
 namespace parley::load {
@@ -21,6 +26,21 @@ std::string token_for(options const& o, std::size_t n) {
     c.exp = now + 86'400;
     c.lang = o.language;
     return mint_jwt(c, *o.secret);
+}
+
+std::string error_name(boost::system::error_code ec) {
+    namespace asio = boost::asio;
+    namespace beast = boost::beast;
+    if (ec == beast::error::timeout) return "timeout";
+    if (ec == asio::error::connection_refused) return "connection_refused";
+    if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe) return "connection_reset";
+    if (ec == asio::error::eof || ec == beast::http::error::end_of_stream || ec == beast::http::error::partial_message)
+        return "connection_closed";
+    if (ec == beast::websocket::error::closed) return "closed_by_server";
+    if (ec == asio::error::operation_aborted) return "cancelled";
+    std::string name = ec.message();
+    for (auto& c : name) c = (c == ' ') ? '_' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return name;
 }
 
 target_url parse_target(std::string const& url, std::string const& scheme) {

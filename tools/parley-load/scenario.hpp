@@ -5,6 +5,8 @@
 #include "options.hpp"
 #include "stats.hpp"
 
+#include <boost/system/error_code.hpp>
+
 #include <memory>
 #include <string>
 #include <string_view>
@@ -40,6 +42,11 @@ struct target_url {
     std::string target;   // path and query, at least "/"
 };
 target_url parse_target(std::string const& url, std::string const& scheme);
+
+// A failed operation's error as a report code: timeout, connection_refused,
+// connection_reset, connection_closed, closed_by_server (a WebSocket close),
+// cancelled, else the message in snake case.
+std::string error_name(boost::system::error_code ec);
 
 // The JSON value after `"key"` and a colon (spaces allowed), or empty.
 std::string_view value_after(std::string_view json, std::string_view key);

@@ -25,15 +25,6 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-std::string ws_error_name(boost::system::error_code ec) {
-    if (ec == beast::error::timeout) return "timeout";
-    if (ec == websocket::error::closed) return "closed_by_server";
-    if (ec == asio::error::connection_refused) return "connection_refused";
-    if (ec == asio::error::connection_reset || ec == asio::error::broken_pipe || ec == asio::error::eof)
-        return "connection_reset";
-    return "ws_" + std::to_string(ec.value());
-}
-
 struct ws_plan {
     tcp::endpoint endpoint;
     std::string host;
@@ -97,14 +88,14 @@ private:
         ++result.connections;
         auto [cec] = co_await tcp_layer.async_connect(plan_->endpoint, use_nothrow);
         if (cec) {
-            result.error("connect_" + ws_error_name(cec), live);
+            result.error("connect_" + error_name(cec), live);
             finished();
             co_return;
         }
         tcp_layer.socket().set_option(tcp::no_delay{true});
         auto [hec] = co_await ws.async_handshake(plan_->host, plan_->target, use_nothrow);
         if (hec) {
-            result.error("handshake_" + ws_error_name(hec), live);
+            result.error("handshake_" + error_name(hec), live);
             finished();
             co_return;
         }
@@ -193,7 +184,7 @@ private:
 
     task<bool> send(websocket::stream<beast::tcp_stream>& ws, std::string const& text) {
         auto [ec, n] = co_await ws.async_write(asio::buffer(text), use_nothrow);
-        if (ec) result.error("send_" + ws_error_name(ec), live);
+        if (ec) result.error("send_" + error_name(ec), live);
         co_return !ec;
     }
 
@@ -201,7 +192,7 @@ private:
         beast::get_lowest_layer(ws).expires_after(within);
         auto [ec, n] = co_await ws.async_read(buf, use_nothrow);
         beast::get_lowest_layer(ws).expires_never();
-        if (ec) result.error(ws_error_name(ec), live);
+        if (ec) result.error(error_name(ec), live);
         co_return !ec;
     }
 
