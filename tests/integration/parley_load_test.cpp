@@ -26,9 +26,8 @@ run_result run_load(std::vector<std::string> args, std::map<std::string, std::op
     BOOST_REQUIRE_MESSAGE(code.has_value(), "parley-load did not finish within 60 s");
     r.exit_code = *code;
     r.output = p.output();
-    auto end = r.output.find_last_not_of('\n');
-    auto start = r.output.rfind('\n', end);
-    auto last = r.output.substr(start == std::string::npos ? 0 : start + 1, end - (start == std::string::npos ? 0 : start + 1) + 1);
+    auto const body = r.output.substr(0, r.output.find_last_not_of('\n') + 1);
+    auto const last = body.substr(body.rfind('\n') + 1);  // npos + 1 == 0: the whole text
     boost::system::error_code ec;
     auto v = json::parse(last, ec);
     if (!ec && v.is_object()) r.report = v.as_object();

@@ -35,14 +35,14 @@ namespace {
 struct http_plan {
     tcp::endpoint endpoint;
     std::vector<std::string> requests;  // the raw request, one per user
-    std::chrono::nanoseconds timeout;
+    clock::duration timeout;
 };
 
 http_plan make_plan(options const& o) {
     auto const url = parse_target(o.url, "http");
     http_plan plan;
     plan.endpoint = tcp::endpoint{asio::ip::make_address(url.address), url.port};
-    plan.timeout = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::duration<double>{o.timeout_s});
+    plan.timeout = seconds_of(o.timeout_s);
 
     boost::json::object msg;
     msg["role"] = "user";
@@ -122,7 +122,7 @@ private:
 
     task<void> open_loop() {
         start_ = clock::now();
-        end_ = start_ + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>{o_.duration_s});
+        end_ = start_ + seconds_of(o_.duration_s);
         auto const interval = std::chrono::duration<double>{1.0 / rate_};
         // Workers are offset by a fraction of the interval so their sends interleave.
         auto const offset = interval * (static_cast<double>(index_) / o_.threads);
@@ -140,7 +140,7 @@ private:
 
     task<void> closed_loop() {
         start_ = clock::now();
-        end_ = start_ + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>{o_.duration_s});
+        end_ = start_ + seconds_of(o_.duration_s);
         auto caller = [this]() -> task<void> {
             while (may_send(sent_, clock::now())) {
                 auto const now = clock::now();
@@ -156,7 +156,7 @@ private:
     // Waits for the answers still coming, at most --drain-s past the end,
     // then closes everything so the io_context runs out of work.
     task<void> drain() {
-        auto const give_up = end_ + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>{o_.drain_s});
+        auto const give_up = end_ + seconds_of(o_.drain_s);
         asio::steady_timer timer{ioc_};
         while ((in_flight_ > 0 || callers_running_ > 0) && clock::now() < give_up) {
             timer.expires_after(std::chrono::milliseconds{5});

@@ -83,13 +83,15 @@ int main(int argc, char** argv) {
     }
 
     std::optional<watch_result> watched;
+    double watched_cpu_at_start = 0;
     if (o.watch_pid) {
         auto s = sample_process(o.watch_pid);
         if (!s) {
             std::cerr << "parley-load: --watch-pid " << o.watch_pid << ": no such process\n";
             return 2;
         }
-        watched = watch_result{o.watch_pid, -s->cpu_s, s->rss_kib, s->rss_kib, s->rss_kib, std::nullopt};
+        watched_cpu_at_start = s->cpu_s;
+        watched = watch_result{o.watch_pid, 0, s->rss_kib, s->rss_kib, s->rss_kib, std::nullopt};
     }
 
     auto const cpu0 = own_cpu_seconds();
@@ -149,11 +151,9 @@ int main(int argc, char** argv) {
     r.load_cpu_s = own_cpu_seconds() - cpu0;
     if (watched) {
         if (auto s = sample_process(o.watch_pid)) {
-            watched->cpu_s += s->cpu_s;
+            watched->cpu_s = s->cpu_s - watched_cpu_at_start;
             watched->rss_end_kib = s->rss_kib;
-        } else {
-            watched->cpu_s = 0;  // the process ended during the run
-        }
+        }  // else the process ended during the run: its CPU time is unknown (0)
         r.watched = watched;
     }
     workers.clear();

@@ -118,7 +118,7 @@ private:
         live.started.fetch_add(1, std::memory_order_relaxed);
         auto const reply = inbox_ + "." + std::to_string(id);
         auto const& body = bodies_[id % bodies_.size()];
-        pending_.emplace(id, pending{turn_timing{due}, due + timeout()});
+        pending_.emplace(id, pending{turn_timing{due}, due + seconds_of(o_.timeout_s)});
         auto s = natsConnection_PublishRequest(conn_, o_.subject.c_str(), reply.c_str(), body.data(),
                                                static_cast<int>(body.size()));
         if (s != NATS_OK) {
@@ -126,10 +126,6 @@ private:
             result.error("publish_failed", live);
             answered();
         }
-    }
-
-    clock::duration timeout() const {
-        return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>{o_.timeout_s});
     }
 
     task<void> open_loop() {
@@ -155,7 +151,7 @@ private:
 
     void start() {
         start_ = clock::now();
-        end_ = start_ + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>{o_.duration_s});
+        end_ = start_ + seconds_of(o_.duration_s);
     }
 
     // Requests past their deadline fail as timeouts.
@@ -173,7 +169,7 @@ private:
     }
 
     task<void> drain() {
-        auto const give_up = end_ + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>{o_.drain_s});
+        auto const give_up = end_ + seconds_of(o_.drain_s);
         asio::steady_timer timer{ioc_};
         // Open loop: every request is sent before drain() starts; closed loop:
         // replies send the next ones, so only an empty pending set is the end.

@@ -137,7 +137,6 @@ options parse_options(int argc, char** argv) {
         if (rate_set) throw usage_error{"ws drives --sessions, not --rate"};
         if (!duration_set) o.duration_s = 600;
     }
-    if (o.scenario != "ws" && !rate_set) o.rate = 0;
     if (o.threads > 1 && o.scenario == "nats") throw usage_error{"nats runs on one thread (one connection)"};
     return o;
 }

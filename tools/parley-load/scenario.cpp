@@ -57,7 +57,7 @@ target_url parse_target(std::string const& url, std::string const& scheme) {
     t.port = static_cast<unsigned short>(u->has_port() ? u->port_number() : 80);
     t.host = std::string{u->encoded_host_and_port()};
     t.target = std::string{u->encoded_target()};
-    if (t.target.empty()) t.target = "/";
+    if (t.target.empty()) t.target.push_back('/');  // (not = "/": a g++ 12 -Wrestrict false positive)
     return t;
 }
 

@@ -14,6 +14,11 @@ namespace parley::load {
 
 using clock = std::chrono::steady_clock;
 
+// A number of seconds from the command line as a clock duration.
+inline clock::duration seconds_of(double s) {
+    return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>{s});
+}
+
 inline std::uint64_t micros_between(clock::time_point a, clock::time_point b) noexcept {
     return b <= a ? 0 : static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(b - a).count());
 }

@@ -47,18 +47,21 @@ public:
 
     void run() override {
         start_ = clock::now();
-        deadline_ = start_ + seconds(o_.duration_s);
+        deadline_ = start_ + seconds_of(o_.duration_s);
+        // Every session holds until the same moment (the ramp-up's end plus
+        // --hold-s), so all of them are open together for --hold-s.
+        hold_until_ = std::min(start_ + seconds_of(o_.ramp_up_s + o_.hold_s), deadline_);
         for (unsigned s = index_; s < o_.sessions; s += o_.threads) ++running_;
         if (running_ == 0) return;
         for (unsigned s = index_; s < o_.sessions; s += o_.threads) {
-            auto const at = start_ + seconds(o_.ramp_up_s * s / o_.sessions);
+            auto const at = start_ + seconds_of(o_.ramp_up_s * s / o_.sessions);
             auto one = [this](unsigned n, clock::time_point when) -> task<void> { co_await session(n, when); };
             asio::co_spawn(ioc_, one(s, at), asio::detached);
         }
         // A watchdog ends whatever is still open at the hard cap.
         auto cap = [this]() -> task<void> {
             asio::steady_timer t{ioc_};
-            t.expires_at(deadline_ + seconds(o_.drain_s));
+            t.expires_at(deadline_ + seconds_of(o_.drain_s));
             co_await t.async_wait(use_nothrow);
             for (unsigned i = 0; i < running_; ++i) result.error("unfinished", live);
             ioc_.stop();
@@ -68,10 +71,6 @@ public:
     }
 
 private:
-    static clock::duration seconds(double s) {
-        return std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>{s});
-    }
-
     void finished() {
         if (--running_ == 0) ioc_.stop();  // every session is over: the watchdog need not wait
     }
@@ -84,7 +83,7 @@ private:
         websocket::stream<beast::tcp_stream> ws{ioc_};
         auto const t0 = clock::now();
         auto& tcp_layer = beast::get_lowest_layer(ws);
-        tcp_layer.expires_after(seconds(o_.timeout_s));
+        tcp_layer.expires_after(seconds_of(o_.timeout_s));
         ++result.connections;
         auto [cec] = co_await tcp_layer.async_connect(plan_->endpoint, use_nothrow);
         if (cec) {
@@ -110,7 +109,7 @@ private:
         auto const hello_text = boost::json::serialize(hello);
         beast::flat_buffer buf;
         bool ok = co_await send(ws, hello_text);
-        if (ok) ok = co_await receive(ws, buf, seconds(o_.timeout_s));
+        if (ok) ok = co_await receive(ws, buf, seconds_of(o_.timeout_s));
         if (!ok) {
             finished();
             co_return;
@@ -128,7 +127,7 @@ private:
 
         for (unsigned m = 0; m < o_.messages && clock::now() < deadline_; ++m) {
             if (m > 0 && o_.think_ms > 0) {
-                timer.expires_after(seconds(o_.think_ms / 1000.0));
+                timer.expires_after(seconds_of(o_.think_ms / 1000.0));
                 co_await timer.async_wait(use_nothrow);
             }
             boost::json::object msg;
@@ -143,7 +142,7 @@ private:
             bool alive = true;
             while (outcome == frame_outcome::going_on) {
                 buf.clear();
-                alive = co_await receive(ws, buf, seconds(o_.timeout_s));
+                alive = co_await receive(ws, buf, seconds_of(o_.timeout_s));
                 if (!alive) break;
                 auto const frame = beast::buffers_to_string(buf.data());
                 outcome = on_frame(frame, clock::now(), timing, result, live);
@@ -152,8 +151,7 @@ private:
             if (!alive) break;
         }
 
-        if (o_.hold_s > 0 && clock::now() < std::min(start_ + seconds(o_.ramp_up_s + o_.hold_s), deadline_))
-            co_await hold(ws);
+        if (o_.hold_s > 0 && clock::now() < hold_until_) co_await hold(ws);
         live.sessions_open.fetch_sub(1, std::memory_order_relaxed);
         tcp_layer.expires_after(std::chrono::seconds{5});
         auto [clec] = co_await ws.async_close(websocket::close_code::normal, use_nothrow);
@@ -176,9 +174,7 @@ private:
         };
         asio::co_spawn(ioc_, reader(), asio::detached);
         asio::steady_timer t{ioc_};
-        // Every session holds until the same moment (the ramp-up's end plus
-        // --hold-s), so all of them are open together for --hold-s.
-        t.expires_at(std::min(start_ + seconds(o_.ramp_up_s + o_.hold_s), deadline_));
+        t.expires_at(hold_until_);
         co_await t.async_wait(use_nothrow);
     }
 
@@ -200,7 +196,7 @@ private:
     std::shared_ptr<ws_plan const> plan_;
     unsigned index_;
     asio::io_context ioc_{1};
-    clock::time_point start_, deadline_;
+    clock::time_point start_, deadline_, hold_until_;
     unsigned running_ = 0;  // sessions not yet over
 };
 
